@@ -1,0 +1,59 @@
+"""bridge: WebAssembly guests call typed Python host functions with raw pointers, safely.
+
+host = HostFunctions()
+
+@host.function
+def total(xs: Annotated[NDArray[np.int32], In("n")], n: u32) -> i64:
+    return int(xs.sum())
+
+Guest(load_module("guest.wasm"), hosts=[host]).run()
+"""
+
+from .errors import (
+    BoundsError,
+    BridgeError,
+    BuildError,
+    DeclarationError,
+    GuestExit,
+    GuestTrap,
+    HostError,
+    LinkError,
+    ModuleError,
+)
+from .guest import Guest, GuestModule, load_module
+from .hints import In, InOut, Out, Ptr, Utf8, f32, f64, i32, i64, u32, u64, usize
+from .host import Context, HandleError, Handles, HostFunction, HostFunctions
+from .memory import GuestMemory
+
+__all__ = [
+    "BoundsError",
+    "BridgeError",
+    "BuildError",
+    "Context",
+    "DeclarationError",
+    "Guest",
+    "GuestExit",
+    "GuestMemory",
+    "GuestModule",
+    "GuestTrap",
+    "HandleError",
+    "Handles",
+    "HostError",
+    "HostFunction",
+    "HostFunctions",
+    "In",
+    "InOut",
+    "LinkError",
+    "ModuleError",
+    "Out",
+    "Ptr",
+    "Utf8",
+    "f32",
+    "f64",
+    "i32",
+    "i64",
+    "load_module",
+    "u32",
+    "u64",
+    "usize",
+]

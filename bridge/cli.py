@@ -1,0 +1,287 @@
+"""`python -m bridge`: run, build and benchmark guests.
+
+`main(argv)` returns the exit code and is testable in-process; `entrypoint()` only calls it. A user
+mistake (bad argument, missing file, invalid module, link failure, guest trap) is printed as one
+paragraph on stderr with no Python traceback; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import toolchain
+from .errors import BridgeError, GuestExit, GuestTrap, HostError
+from .guest import Guest, GuestModule, load_module
+from .host import HostFunctions
+
+PROG = "bridge"
+
+
+class UsageError(BridgeError):
+    """A command-line argument is wrong."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run WebAssembly guests that call typed Python host functions with raw pointers, safely.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="run a guest module",
+        description=(
+            "Run a guest: a .wasm/.wat module, a .c file, or an example folder (its .c files, plus its "
+            "host.py if there is one). C guests are built on the fly and cached by content hash. "
+            "The exit code is the guest's."
+        ),
+    )
+    run.add_argument("guest", metavar="GUEST", help=".wasm, .wat or .c file, or a folder of C sources")
+    run.add_argument("args", nargs="*", metavar="ARG", help="arguments for the guest (put them after --)")
+    run.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="FILE_OR_MODULE",
+        help="Python file or module whose HostFunctions registries the guest may import (repeatable)",
+    )
+    run.add_argument(
+        "--invoke",
+        metavar="FUNC",
+        help="call exported FUNC with the guest arguments as its numeric parameters, and print "
+        "its result, instead of running _start",
+    )
+    run.add_argument(
+        "--dir",
+        action="append",
+        default=[],
+        metavar="HOST_DIR[::GUEST_DIR]",
+        help="give the guest a host directory (default: no file system access)",
+    )
+    run.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set an environment variable in the guest (repeatable)",
+    )
+    run.add_argument(
+        "--target",
+        choices=toolchain.TARGETS,
+        default="wasm32",
+        help="target when GUEST is C source (default: wasm32)",
+    )
+    run.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+    build = sub.add_parser(
+        "build",
+        help="compile C sources into a guest module",
+        description="Compile C sources into a guest module with the ziglang package's clang. wasm32 links "
+        "WASI libc; wasm64 links bridge's freestanding runtime from guest/libc64.",
+    )
+    build.add_argument("sources", nargs="+", metavar="SRC.c")
+    build.add_argument("-o", "--output", required=True, metavar="OUT.wasm")
+    build.add_argument("--target", choices=toolchain.TARGETS, default="wasm32", help="default: wasm32")
+    build.add_argument(
+        "-O",
+        dest="opt",
+        default="2",
+        choices=["0", "1", "2", "3", "s", "z"],
+        help="optimisation level (default: 2)",
+    )
+    build.add_argument(
+        "-I", dest="include", action="append", default=[], metavar="DIR", help="include directory"
+    )
+    build.add_argument(
+        "-D",
+        dest="define",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="preprocessor definition",
+    )
+    build.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+    bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks that print figures.")
+    bench.add_argument("what", choices=["hostcall"], help="hostcall: µs per guest->host call, typed vs raw")
+    bench.add_argument("--calls", type=int, default=20000, help="calls per run (default: 20000)")
+    bench.add_argument("--runs", type=int, default=7, help="runs per variant (default: 7)")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    return parser
+
+
+def _load_hosts(spec: str) -> list[HostFunctions]:
+    """The HostFunctions registries defined at the top level of a Python file or module."""
+    module: ModuleType
+    try:
+        if spec.endswith(".py") or Path(spec).is_file():
+            path = Path(spec)
+            if not path.is_file():
+                raise UsageError(f"--host {spec}: no such file")
+            name = f"_bridge_host_{abs(hash(path.resolve()))}"
+            loader = importlib.util.spec_from_file_location(name, path)
+            if loader is None or loader.loader is None:
+                raise UsageError(f"--host {spec}: cannot load it as Python")
+            module = importlib.util.module_from_spec(loader)
+            sys.modules[name] = module
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(spec)
+    except BridgeError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise UsageError(f"--host {spec}: no such file or module ({exc})") from exc
+    except Exception as exc:
+        raise UsageError(f"--host {spec}: importing it failed: {type(exc).__name__}: {exc}") from exc
+    registries = [v for v in vars(module).values() if isinstance(v, HostFunctions)]
+    if not registries:
+        raise UsageError(f"--host {spec}: defines no HostFunctions registry at its top level")
+    return registries
+
+
+def _resolve_guest(args: argparse.Namespace) -> tuple[GuestModule, list[HostFunctions]]:
+    path = Path(args.guest)
+    hosts: list[HostFunctions] = []
+    if path.is_dir():
+        sources = sorted(path.glob("*.c"))
+        if not sources:
+            raise UsageError(f"{path}: folder has no .c sources")
+        if (path / "host.py").is_file():
+            hosts += _load_hosts(str(path / "host.py"))
+        path = toolchain.build_cached(sources, target=args.target)
+    elif path.suffix == ".c":
+        if not path.is_file():
+            raise UsageError(f"{path}: no such file")
+        path = toolchain.build_cached([path], target=args.target)
+    elif not path.exists():
+        raise UsageError(f"{path}: no such file or folder")
+    return load_module(path), hosts
+
+
+def _parse_dir(spec: str) -> tuple[str, str]:
+    host_dir, _, guest_dir = spec.partition("::")
+    return host_dir, guest_dir or host_dir
+
+
+def _parse_env(spec: str) -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--env {spec}: expected NAME=VALUE")
+    return name, value
+
+
+def _invoke(guest: Guest, name: str, raw_args: Sequence[str]) -> None:
+    func = guest.func(name)
+    ty = func.type(guest.store)
+    params = [str(t) for t in ty.params]
+    if len(raw_args) != len(params):
+        raise UsageError(
+            f"--invoke {name}: takes {len(params)} argument(s) ({', '.join(params)}), got {len(raw_args)}"
+        )
+    values: list[Any] = []
+    for text, kind in zip(raw_args, params, strict=True):
+        try:
+            values.append(float(text) if kind in ("f32", "f64") else int(text, 0))
+        except ValueError:
+            raise UsageError(f"--invoke {name}: {text!r} is not a valid {kind}") from None
+    if "_initialize" in guest.exports():
+        guest.call("_initialize")
+    result = guest.call(name, *values)
+    if result is not None:
+        for item in result if isinstance(result, list) else [result]:
+            print(item)
+
+
+def _run(args: argparse.Namespace) -> int:
+    module, hosts = _resolve_guest(args)
+    for spec in args.host:
+        hosts += _load_hosts(spec)
+    dirs = [_parse_dir(d) for d in args.dir]
+    env = dict(_parse_env(e) for e in args.env)
+    sys.stdout.flush()
+    with Guest(
+        module, hosts=hosts, argv=[Path(args.guest).name, *args.args], env=env, dirs=dirs, stdin=True
+    ) as guest:
+        if args.invoke:
+            _invoke(guest, args.invoke, args.args)
+            return 0
+        if "_start" not in guest.exports():
+            funcs = ", ".join(guest.functions()) or "none"
+            raise UsageError(f"{module.origin} has no _start to run; use --invoke FUNC (it exports: {funcs})")
+        return guest.run()
+
+
+def _build(args: argparse.Namespace) -> int:
+    out = toolchain.build(
+        args.sources,
+        args.output,
+        target=args.target,
+        opt=args.opt,
+        include_dirs=args.include,
+        defines=args.define,
+    )
+    print(f"built {out} ({out.stat().st_size} bytes, {args.target})", file=sys.stderr)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    if args.calls <= 0 or args.runs <= 0:
+        raise UsageError("--calls and --runs must be positive")
+    result = bench.hostcall(calls=args.calls, runs=args.runs)
+    print(bench.to_json(result) if args.json else bench.format_hostcall(result))
+    return 0
+
+
+def _report(exc: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(exc)
+    text = str(exc)
+    if isinstance(exc, GuestTrap) and not isinstance(exc, HostError) and not text.startswith("guest"):
+        text = f"guest trapped: {text}"
+    print(f"{PROG}: error: {text}", file=sys.stderr)
+    if isinstance(exc, HostError) and not debug:
+        print(f"{PROG}: (run with --debug for the Python traceback of `{exc.function}`)", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code."""
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first "--" belongs to the guest. argparse cannot place those after a
+    # "*" positional that already matched (empty) before the options, so split them off here.
+    guest_args: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, guest_args = argv[:cut], argv[cut + 1 :]
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        args.args += guest_args
+    elif guest_args:
+        parser.error(f"unrecognized arguments: -- {' '.join(guest_args)}")
+    handlers = {"run": _run, "build": _build, "bench": _bench}
+    try:
+        return handlers[args.command](args)
+    except GuestExit as exit_:
+        return exit_.code
+    except (BridgeError, OSError) as exc:
+        _report(exc, args.debug)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main())

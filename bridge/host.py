@@ -1,0 +1,572 @@
+"""Host functions declared by type hints, compiled once, bound per guest instance.
+
+A `HostFunctions` registry collects plain Python functions. The decorator reads each function's hints
+(see `bridge.hints`) and compiles them into a declaration; binding it to a guest instance turns the
+declaration into a wasm `FuncType` (pointer-sized parameters are i32 or i64 after the guest's memory)
+and a per-call path that only reads the raw arguments, asks `GuestMemory.view` for each array, calls
+the function and stores its result.
+
+Registries are explicit objects: nothing is installed by merely decorating a function.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import numpy as np
+import wasmtime
+
+from .errors import BoundsError, DeclarationError, GuestTrap
+from .hints import Array, Count, MemoryRef, Pointer, Scalar, ScalarKind, Text
+from .memory import GuestMemory
+
+if TYPE_CHECKING:
+    from .guest import Guest
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+WasmType = Literal["i32", "i64", "f32", "f64"]
+
+_INT_KINDS = ("i32", "u32", "i64", "u64", "usize")
+_SIGNED_RANGE = {"i32": (-(1 << 31), 1 << 31), "i64": (-(1 << 63), 1 << 63)}
+
+
+class HandleError(LookupError):
+    """A handle that is unknown, already closed, or of another kind."""
+
+
+class Handles:
+    """Integer handles (1, 2, ...) for host objects, private to one guest instance.
+
+    A guest only ever sees the numbers; another instance's numbers mean nothing here.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[int, object] = {}
+        self._next = 1
+
+    def add(self, obj: object) -> int:
+        handle = self._next
+        self._next += 1
+        self._items[handle] = obj
+        return handle
+
+    def get(self, handle: int, kind: type[T]) -> T:
+        """The object behind `handle`. Raises HandleError when unknown, closed or not a `kind`."""
+        obj = self._items.get(handle)
+        if not isinstance(obj, kind):
+            raise HandleError(f"handle {handle} is not an open {kind.__name__}")
+        return obj
+
+    def pop(self, handle: int, kind: type[T]) -> T:
+        """Removes and returns the object. Raises HandleError as `get` does."""
+        obj = self.get(handle, kind)
+        del self._items[handle]
+        return obj
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._items))
+
+
+class Context:
+    """What a host function sees of the guest instance calling it.
+
+    Declare a parameter of type `Context` to receive it. It gives the instance's memories, the
+    registry's per-instance `state`, a private handle table, and calls back into the guest.
+    Arrays obtained from it are valid only during the current host call.
+    """
+
+    def __init__(self, guest: Guest, state: Any) -> None:
+        self.guest = guest
+        self.state = state
+        self.handles = Handles()
+
+    @property
+    def memory(self) -> GuestMemory:
+        """The default memory (exported as "memory", else the first one)."""
+        return self.guest.memory
+
+    def memories(self, ref: MemoryRef = None) -> GuestMemory:
+        """A memory by export/import name or index. Raises LinkError when there is no such memory."""
+        return self.guest.memory_for(ref)
+
+    def view(
+        self, ptr: int, count: int, dtype: Any = np.uint8, *, memory: MemoryRef = None, writable: bool = True
+    ) -> np.ndarray[Any, Any]:
+        """`GuestMemory.view` on the named memory. Raises BoundsError when out of range."""
+        return self.guest.memory_for(memory).view(ptr, count, dtype, writable=writable)
+
+    def call(self, export: str, *args: Any) -> Any:
+        """Calls a function the guest exports (for example its allocator)."""
+        return self.guest.call(export, *args)
+
+
+# --- declarations ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Param:
+    name: str
+    role: Literal["context", "scalar", "array", "text", "pointer"]
+    scalar: ScalarKind | None = None
+    array: Array | None = None
+    dtype: np.dtype[Any] | None = None
+    memory: MemoryRef = None
+
+
+def _wasm_type(kind: ScalarKind, pointer64: bool) -> WasmType:
+    if kind == "usize":
+        return "i64" if pointer64 else "i32"
+    return {"i32": "i32", "u32": "i32", "i64": "i64", "u64": "i64", "f32": "f32", "f64": "f64"}[kind]  # type: ignore[return-value]
+
+
+def _valtype(t: str) -> wasmtime.ValType:
+    return {
+        "i32": wasmtime.ValType.i32,
+        "i64": wasmtime.ValType.i64,
+        "f32": wasmtime.ValType.f32,
+        "f64": wasmtime.ValType.f64,
+    }[t]()
+
+
+def _dtype_from_hint(hint: Any) -> np.dtype[Any] | None:
+    # NDArray[np.float32] is ndarray[tuple[Any, ...], dtype[float32]].
+    args = typing.get_args(hint)
+    if len(args) == 2:
+        inner = typing.get_args(args[1])
+        if inner and isinstance(inner[0], type) and issubclass(inner[0], np.generic):
+            return np.dtype(inner[0])
+    return None
+
+
+class HostFunction:
+    """One compiled declaration: a Python function and the guest signature its hints declare."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        params: Sequence[_Param],
+        result: ScalarKind | None,
+        *,
+        name: str,
+        module: str,
+        allow_overlap: bool,
+    ) -> None:
+        self.fn = fn
+        self.params = tuple(params)
+        self.result = result
+        self.name = name
+        self.module = module
+        self.allow_overlap = allow_overlap
+        scalar_slots = {}
+        slot = 0
+        for p in self.params:
+            if p.role == "scalar":
+                scalar_slots[p.name] = slot
+            if p.role != "context":
+                slot += 2 if p.role == "text" else 1
+        self._scalar_slots = scalar_slots
+        self._counts = {
+            p.name: _compile_count(p.array.count, self, p.name) for p in self.params if p.array is not None
+        }
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    def memory_refs(self) -> set[MemoryRef]:
+        """The guest memories this function's pointers refer to (None: the default memory)."""
+        refs = {p.memory for p in self.params if p.role in ("array", "text", "pointer")}
+        if any(p.scalar == "usize" for p in self.params) or self.result == "usize":
+            refs.add(None)
+        return refs
+
+    def wasm_signature(self, pointer64: Callable[[MemoryRef], bool]) -> tuple[list[WasmType], list[WasmType]]:
+        """The wasm (params, results), given each referenced memory's index type."""
+        params: list[WasmType] = []
+        for p in self.params:
+            if p.role == "scalar":
+                assert p.scalar is not None
+                params.append(_wasm_type(p.scalar, p.scalar == "usize" and pointer64(None)))
+            elif p.role in ("array", "pointer"):
+                params.append(_wasm_type("usize", pointer64(p.memory)))
+            elif p.role == "text":
+                params.extend([_wasm_type("usize", pointer64(p.memory))] * 2)
+        results = (
+            []
+            if self.result is None
+            else [_wasm_type(self.result, self.result == "usize" and pointer64(None))]
+        )
+        return params, results
+
+    def describe(self, pointer64: Callable[[MemoryRef], bool]) -> str:
+        params, results = self.wasm_signature(pointer64)
+        return f"{self.qualname} ({', '.join(params)}) -> {', '.join(results) or '()'}"
+
+    def functype(self, pointer64: Callable[[MemoryRef], bool]) -> wasmtime.FuncType:
+        params, results = self.wasm_signature(pointer64)
+        return wasmtime.FuncType([_valtype(t) for t in params], [_valtype(t) for t in results])
+
+    def bind(self, ctx: Context) -> Callable[[Any], None]:
+        """The per-call path of this function for one guest instance.
+
+        It takes wasmtime's raw argument array (`wasmtime_val_raw_t *`), in which it also stores the
+        result. It raises BoundsError for a bad pointer range, and whatever the function raises.
+        """
+        guest = ctx.guest
+        memories = {ref: guest.memory_for(ref) for ref in self.memory_refs()}
+        default_bits = memories[None].pointer_bits if None in memories else 32
+
+        readers: list[Callable[[Any], Any]] = []
+        builders: list[Callable[[list[Any]], Any]] = []
+        ranges: list[tuple[str, GuestMemory, int, int, Callable[[list[Any]], int], bool]] = []
+        slot = 0
+        fname = self.name
+        for p in self.params:
+            if p.role == "context":
+                builders.append(lambda v: ctx)
+                continue
+            if p.role == "scalar":
+                assert p.scalar is not None
+                readers.append(_reader(slot, p.scalar, default_bits))
+                builders.append(_take(slot))
+                slot += 1
+                continue
+            mem = memories[p.memory]
+            readers.append(_reader(slot, "usize", mem.pointer_bits))
+            if p.role == "pointer":
+                builders.append(_take(slot))
+            elif p.role == "text":
+                readers.append(_reader(slot + 1, "usize", mem.pointer_bits))
+                builders.append(_text_builder(mem, slot, fname, p.name))
+                slot += 1
+            else:
+                assert p.array is not None and p.dtype is not None
+                count = self._counts[p.name]
+                builders.append(_array_builder(mem, slot, count, p.dtype, fname, p.name, p.array.writable))
+                ranges.append((p.name, mem, slot, p.dtype.itemsize, count, p.array.writable))
+            slot += 1
+
+        check_overlap = (
+            not self.allow_overlap and len(ranges) > 1 and any(writable for *_, writable in ranges)
+        )
+        store_result = _result_writer(self.result, fname, default_bits)
+        fn = self.fn
+
+        def call(args: Any) -> None:
+            v = [read(args) for read in readers]
+            if check_overlap:
+                _check_overlap(fname, ranges, v)
+            result = fn(*[build(v) for build in builders])
+            store_result(args, result)
+
+        return call
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Calls the Python function directly (host functions stay ordinary functions)."""
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<HostFunction {self.qualname}>"
+
+
+def _take(slot: int) -> Callable[[list[Any]], Any]:
+    return lambda v: v[slot]
+
+
+def _reader(slot: int, kind: ScalarKind, pointer_bits: int) -> Callable[[Any], Any]:
+    if kind == "i32":
+        return lambda a: a[slot].i32
+    if kind == "i64":
+        return lambda a: a[slot].i64
+    if kind == "f32":
+        return lambda a: a[slot].f32
+    if kind == "f64":
+        return lambda a: a[slot].f64
+    if kind == "u32" or (kind == "usize" and pointer_bits == 32):
+        return lambda a: a[slot].i32 & 0xFFFFFFFF
+    return lambda a: a[slot].i64 & 0xFFFFFFFFFFFFFFFF
+
+
+def _array_builder(
+    mem: GuestMemory,
+    slot: int,
+    count: Callable[[list[Any]], int],
+    dtype: np.dtype[Any],
+    function: str,
+    parameter: str,
+    writable: bool,
+) -> Callable[[list[Any]], Any]:
+    view = mem.view
+    return lambda v: view(v[slot], count(v), dtype, function=function, parameter=parameter, writable=writable)
+
+
+def _text_builder(mem: GuestMemory, slot: int, function: str, parameter: str) -> Callable[[list[Any]], str]:
+    def build(v: list[Any]) -> str:
+        raw = mem.view(v[slot], v[slot + 1], np.uint8, function=function, parameter=parameter)
+        try:
+            return raw.tobytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise GuestTrap(
+                f"host function `{function}`, parameter `{parameter}`: not valid UTF-8 ({exc.reason} "
+                f"at byte {exc.start})"
+            ) from None
+
+    return build
+
+
+def _check_overlap(
+    function: str,
+    ranges: list[tuple[str, GuestMemory, int, int, Callable[[list[Any]], int], bool]],
+    v: list[Any],
+) -> None:
+    spans = []
+    for name, mem, slot, itemsize, count, writable in ranges:
+        start = v[slot]
+        nbytes = count(v) * itemsize
+        if nbytes:
+            spans.append((name, mem, start, start + nbytes, writable))
+    for i, (n1, m1, s1, e1, w1) in enumerate(spans):
+        for n2, m2, s2, e2, w2 in spans[i + 1 :]:
+            if m1 is m2 and (w1 or w2) and s1 < e2 and s2 < e1:
+                raise BoundsError(
+                    f"host function `{function}`: parameters `{n1}` [{s1:#x}, {e1:#x}) and `{n2}` "
+                    f"[{s2:#x}, {e2:#x}) overlap, and `{function}` does not allow an output to overlap "
+                    "another array",
+                    function=function,
+                    parameter=n2,
+                    pointer=s2,
+                    length=e2 - s2,
+                    memory_size=m1.size,
+                )
+
+
+def _result_writer(kind: ScalarKind | None, function: str, pointer_bits: int) -> Callable[[Any, Any], None]:
+    if kind is None:
+
+        def store_none(args: Any, result: Any) -> None:
+            if result is not None:
+                raise TypeError(f"`{function}` is declared to return nothing but returned {result!r}")
+
+        return store_none
+    if kind in ("f32", "f64"):
+        float_field = kind
+
+        def store_float(args: Any, result: Any) -> None:
+            setattr(args[0], float_field, float(result))
+
+        return store_float
+    bits = 32 if kind in ("i32", "u32") or (kind == "usize" and pointer_bits == 32) else 64
+    lo, hi = _SIGNED_RANGE.get(kind, (0, 1 << bits))
+    int_field = "i32" if bits == 32 else "i64"
+    wrap = 1 << bits
+    half = 1 << (bits - 1)
+
+    def store_int(args: Any, result: Any) -> None:
+        value = int(result)
+        if not lo <= value < hi:
+            raise OverflowError(f"`{function}` returned {value}, which is not a {kind}")
+        # The raw slot is signed; unsigned values at or above 2**(bits-1) wrap, as wasm sees them.
+        setattr(args[0], int_field, value - wrap if value >= half else value)
+
+    return store_int
+
+
+_ALLOWED_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)
+
+
+def _compile_count(count: Count, hf: HostFunction, parameter: str) -> Callable[[list[Any]], int]:
+    """Turns a count declaration into a function of the raw argument values."""
+    slots = hf._scalar_slots
+    int_scalars = {p.name for p in hf.params if p.role == "scalar" and p.scalar in _INT_KINDS}
+    where = f"`{hf.name}`, parameter `{parameter}`"
+    if isinstance(count, bool):
+        raise DeclarationError(f"{where}: count must be an int, a parameter expression or a callable")
+    if isinstance(count, int):
+        if count < 0:
+            raise DeclarationError(f"{where}: count {count} is negative")
+        return lambda v: count
+    if isinstance(count, str):
+        try:
+            tree = ast.parse(count.strip(), mode="eval")
+        except SyntaxError as exc:
+            raise DeclarationError(f"{where}: count {count!r} is not an expression: {exc.msg}") from None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                if node.id not in int_scalars:
+                    raise DeclarationError(
+                        f"{where}: count {count!r} names `{node.id}`, which is not an integer parameter "
+                        f"(integer parameters: {', '.join(sorted(int_scalars)) or 'none'})"
+                    )
+            elif isinstance(node, ast.Constant):
+                if not isinstance(node.value, int) or isinstance(node.value, bool):
+                    raise DeclarationError(f"{where}: count {count!r} may only use integer constants")
+            elif not isinstance(node, (ast.Expression, ast.BinOp, ast.Load, *_ALLOWED_OPS)):
+                raise DeclarationError(
+                    f"{where}: count {count!r} may only use parameter names, integers and + - * // %"
+                )
+        # Names become slots of the raw argument list: "rows * cols" -> v[2] * v[3].
+        source = ast.unparse(_SlotNames(slots).visit(tree))
+        compiled: Callable[[list[Any]], int] = eval(f"lambda v: {source}", {})
+        return compiled
+    if callable(count):
+        names = list(inspect.signature(count).parameters)
+        missing = [n for n in names if n not in slots]
+        if missing:
+            raise DeclarationError(
+                f"{where}: count callable takes {missing}, which are not scalar parameters"
+            )
+        picks = [(n, slots[n]) for n in names]
+        fn = count
+        return lambda v: int(fn(**{n: v[s] for n, s in picks}))
+    raise DeclarationError(f"{where}: count must be an int, a parameter expression or a callable")
+
+
+class _SlotNames(ast.NodeTransformer):
+    def __init__(self, slots: dict[str, int]) -> None:
+        self.slots = slots
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        return ast.Subscript(ast.Name("v", ast.Load()), ast.Constant(self.slots[node.id]), ast.Load())
+
+
+def _param_from_hint(fname: str, name: str, hint: Any) -> _Param:
+    where = f"`{fname}`, parameter `{name}`"
+    if hint is Context:
+        return _Param(name, "context")
+    if typing.get_origin(hint) is not typing.Annotated:
+        raise DeclarationError(
+            f"{where}: hint {hint!r} does not declare a guest type; use a scalar (i32, u32, i64, u64, f32, "
+            "f64, usize), Annotated[NDArray[...], In/Out/InOut(count)], Utf8, Ptr or Context"
+        )
+    base, *markers = typing.get_args(hint)
+    for marker in markers:
+        if isinstance(marker, Scalar):
+            return _Param(name, "scalar", scalar=marker.kind)
+        if isinstance(marker, Text):
+            return _Param(name, "text", memory=marker.memory)
+        if isinstance(marker, Pointer):
+            return _Param(name, "pointer", memory=marker.memory)
+        if isinstance(marker, Array):
+            dtype = np.dtype(marker.dtype) if marker.dtype is not None else _dtype_from_hint(base)
+            if dtype is None:
+                raise DeclarationError(
+                    f"{where}: give the dtype as NDArray[np.float32] or In(..., dtype=...)"
+                )
+            if dtype.hasobject:
+                raise DeclarationError(f"{where}: dtype {dtype} cannot live in guest memory")
+            return _Param(name, "array", array=marker, dtype=dtype, memory=marker.memory)
+    raise DeclarationError(f"{where}: Annotated hint carries no bridge marker")
+
+
+def _declare(fn: Callable[..., Any], *, name: str | None, module: str, allow_overlap: bool) -> HostFunction:
+    fname = name or fn.__name__
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except Exception as exc:
+        raise DeclarationError(f"`{fname}`: cannot resolve its type hints: {exc}") from exc
+    params = []
+    for pname, sp in inspect.signature(fn).parameters.items():
+        if sp.kind in (sp.VAR_POSITIONAL, sp.VAR_KEYWORD, sp.KEYWORD_ONLY):
+            raise DeclarationError(f"`{fname}`: parameter `{pname}` must be positional")
+        if pname not in hints:
+            raise DeclarationError(f"`{fname}`: parameter `{pname}` has no type hint")
+        params.append(_param_from_hint(fname, pname, hints[pname]))
+    if sum(p.role == "context" for p in params) > 1:
+        raise DeclarationError(f"`{fname}`: at most one Context parameter")
+    ret = hints.get("return", type(None))
+    result: ScalarKind | None = None
+    if ret is not type(None):
+        rp = _param_from_hint(fname, "return", ret)
+        if rp.role != "scalar":
+            raise DeclarationError(
+                f"`{fname}`: the return hint must be a scalar (i32, u32, ..., usize) or None"
+            )
+        result = rp.scalar
+    return HostFunction(fn, params, result, name=fname, module=module, allow_overlap=allow_overlap)
+
+
+class HostFunctions:
+    """An explicit registry of host functions that guests import from `module`.
+
+    `state`, if given, is called once per guest instance; host functions reach the result as
+    `ctx.state`.
+    """
+
+    def __init__(self, module: str = "env", *, state: Callable[[], Any] | None = None) -> None:
+        self.module = module
+        self.state_factory = state
+        self._functions: dict[str, HostFunction] = {}
+
+    @typing.overload
+    def function(self, fn: F, /) -> F: ...
+
+    @typing.overload
+    def function(
+        self, fn: None = None, /, *, name: str | None = None, allow_overlap: bool = False
+    ) -> Callable[[F], F]: ...
+
+    def function(self, fn: Any = None, /, *, name: str | None = None, allow_overlap: bool = False) -> Any:
+        """Decorator: declares `fn` as a host function, named `name` (default: its own name).
+
+        By default an output array may not overlap another array of the same call (the guest traps
+        with BoundsError); `allow_overlap=True` lets them alias, with numpy's semantics.
+        Raises DeclarationError when the hints do not declare a guest signature.
+        """
+
+        def register(f: F) -> F:
+            self.add(_declare(f, name=name, module=self.module, allow_overlap=allow_overlap))
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def raw(
+        self, name: str, params: Sequence[ScalarKind], results: Sequence[ScalarKind] = ()
+    ) -> Callable[[F], F]:
+        """Decorator, the escape hatch: `fn(ctx, *values)` gets the raw scalars (unsigned kinds masked).
+
+        Pointers arrive as ints; check them with `ctx.view`. At most one result.
+        """
+        if len(results) > 1:
+            raise DeclarationError(f"`{name}`: at most one result")
+
+        def register(f: F) -> F:
+            ps = [_Param("ctx", "context")] + [
+                _Param(f"arg{i}", "scalar", scalar=k) for i, k in enumerate(params)
+            ]
+            self.add(
+                HostFunction(
+                    f, ps, results[0] if results else None, name=name, module=self.module, allow_overlap=True
+                )
+            )
+            return f
+
+        return register
+
+    def add(self, hf: HostFunction) -> None:
+        if hf.name in self._functions:
+            raise DeclarationError(f"`{hf.qualname}` is declared twice in this registry")
+        self._functions[hf.name] = hf
+
+    def __getitem__(self, name: str) -> HostFunction:
+        return self._functions[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+    def __iter__(self) -> Iterator[HostFunction]:
+        return iter(self._functions.values())
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def __repr__(self) -> str:
+        return f"<HostFunctions {self.module!r}: {', '.join(self._functions)}>"

@@ -1,0 +1,150 @@
+"""Guest linear memory as zero-copy numpy views: the one place where guest pointers are checked.
+
+Every pointer and length a guest hands the host goes through `GuestMemory.view`. It reads the pointer as
+unsigned at the guest's pointer width (wasmtime-py hands an i32 of 0x80000000 or more to Python as a
+negative int), checks the whole byte range against the memory's current size, and only then builds a
+numpy view. `wasmtime.Memory.read`/`write` are never given a guest pointer: they clamp a bad slice and
+read a negative offset as "from the end".
+
+Views are valid for the duration of the host call that made them. The engine is configured so that a
+memory's base address never moves (see `bridge._seam.make_engine`), so a view stays valid even when the
+memory grows during the call; memories never shrink.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import numpy.typing as npt
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from .errors import BoundsError
+
+_U8 = np.dtype(np.uint8)
+
+
+def format_size(n: int) -> str:
+    """A byte count for messages: exact bytes, with a readable unit beside it."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n} bytes ({n / (1 << shift):.6g} {unit})"
+    return f"{n} bytes"
+
+
+class GuestMemory:
+    """One linear memory of one guest instance.
+
+    `name` is how messages and host declarations refer to it (its export or import name, else
+    "memory[i]"); `index` is its index in the module's memory index space.
+    """
+
+    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory, name: str, index: int = 0) -> None:
+        self._store = store
+        self._memory = memory
+        self._ref = ctypes.byref(memory._memory)
+        self._context = store._context()
+        ty = memory.type(store)
+        self.name = name
+        self.index = index
+        self.is64: bool = ty.is_64
+        self.pointer_bits = 64 if self.is64 else 32
+        self.pointer_mask = (1 << self.pointer_bits) - 1
+        self.page_size: int = memory.page_size(store)
+        # The full-memory byte array, rebuilt only when the size changes.
+        self._full: npt.NDArray[np.uint8] = np.empty(0, np.uint8)
+        self._full_size = -1
+
+    @property
+    def wasmtime_memory(self) -> wasmtime.Memory:
+        return self._memory
+
+    @property
+    def size(self) -> int:
+        """Current size in bytes."""
+        return int(ffi.wasmtime_memory_data_size(self._context, self._ref))
+
+    @property
+    def pages(self) -> int:
+        return self.size // self.page_size
+
+    def grow(self, pages: int) -> int:
+        """Grows the memory by `pages`; returns the previous size in pages.
+
+        Raises wasmtime.WasmtimeError when the memory's maximum or the store's limit forbids it.
+        """
+        return self._memory.grow(self._store, pages)
+
+    def _bytes(self, size: int) -> npt.NDArray[np.uint8]:
+        if size != self._full_size:
+            if size == 0:
+                self._full = np.empty(0, np.uint8)
+            else:
+                base = ctypes.addressof(ffi.wasmtime_memory_data(self._context, self._ref).contents)
+                self._full = np.ctypeslib.as_array((ctypes.c_ubyte * size).from_address(base))
+            self._full_size = size
+        return self._full
+
+    def view(
+        self,
+        ptr: int,
+        count: int,
+        dtype: npt.DTypeLike = np.uint8,
+        *,
+        function: str | None = None,
+        parameter: str | None = None,
+        writable: bool = True,
+    ) -> npt.NDArray[np.generic]:
+        """A zero-copy view of `count` elements of `dtype` at guest address `ptr`.
+
+        `ptr` is read as unsigned at the guest's pointer width. A zero-length view at `ptr == size` is
+        allowed. `function` and `parameter` only name the culprit in the error.
+
+        Raises BoundsError when any byte of the range lies outside the memory, or `count` is negative.
+        """
+        dt = np.dtype(dtype)
+        ptr &= self.pointer_mask
+        nbytes = count * dt.itemsize
+        size = int(ffi.wasmtime_memory_data_size(self._context, self._ref))
+        if count < 0 or ptr > size or nbytes > size - ptr:
+            raise self._bounds_error(ptr, nbytes, size, function, parameter, count)
+        raw = self._bytes(size)[ptr : ptr + nbytes]
+        out = raw if dt == _U8 else raw.view(dt)
+        if not writable:
+            out.flags.writeable = False
+        return out
+
+    def _bounds_error(
+        self, ptr: int, nbytes: int, size: int, function: str | None, parameter: str | None, count: int
+    ) -> BoundsError:
+        where = ""
+        if function is not None:
+            where = f"host function `{function}`"
+            if parameter is not None:
+                where += f", parameter `{parameter}`"
+            where += ": "
+        what = f"negative element count {count}" if count < 0 else "range is outside guest memory"
+        message = (
+            f"{where}{what}: pointer {ptr:#x}, length {nbytes} bytes, "
+            f"but memory `{self.name}` is {format_size(size)}"
+        )
+        return BoundsError(
+            message, function=function, parameter=parameter, pointer=ptr, length=nbytes, memory_size=size
+        )
+
+    def read(self, ptr: int, length: int) -> bytes:
+        """A copy of `length` bytes at `ptr`. Raises BoundsError when out of range."""
+        return self.view(ptr, length).tobytes()
+
+    def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
+        """Copies `data` to `ptr`. Raises BoundsError when out of range."""
+        self.view(ptr, len(data))[:] = np.frombuffer(data, np.uint8)
+
+    def read_str(self, ptr: int, length: int) -> str:
+        """UTF-8 text at `ptr`. Raises BoundsError when out of range, UnicodeDecodeError when not UTF-8."""
+        return self.view(ptr, length).tobytes().decode("utf-8")
+
+    def __repr__(self) -> str:
+        kind = "i64" if self.is64 else "i32"
+        return f"<GuestMemory {self.name!r} {kind} {self.size} bytes>"

@@ -1,0 +1,144 @@
+"""Compiling C guests with the `ziglang` package's clang: no system compiler or wasm SDK needed.
+
+wasm32 guests link zig's WASI libc, so printf and malloc work. wasm64 guests are freestanding (WASI
+preview 1 is 32-bit only) and link bridge's small runtime from `guest/libc64` instead, which prints and
+exits through the "bridge" imports; the same C source builds for both.
+
+Undefined functions become imports from module "env" (`--import-symbols`), so a typo in a host function
+name is reported by the link check at run time, with the nearest names, rather than as a linker error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from .errors import BuildError
+from .wasmfile import strip_debug_sections
+
+Target = Literal["wasm32", "wasm64"]
+TARGETS: tuple[Target, ...] = ("wasm32", "wasm64")
+
+GUEST_DIR = Path(__file__).resolve().parent / "guest"
+INCLUDE_DIR = GUEST_DIR / "include"
+LIBC64_DIR = GUEST_DIR / "libc64"
+
+
+def _runtime_sources(target: Target) -> list[Path]:
+    return sorted((LIBC64_DIR / "src").glob("*.c")) if target == "wasm64" else []
+
+
+def compiler_command(
+    sources: Sequence[Path],
+    output: Path,
+    *,
+    target: Target = "wasm32",
+    opt: str = "2",
+    include_dirs: Sequence[str] = (),
+    defines: Sequence[str] = (),
+) -> list[str]:
+    """The zig cc command line that builds `sources` into `output`."""
+    if target not in TARGETS:
+        raise BuildError(f"unknown target {target!r}; choose wasm32 or wasm64")
+    cmd = [sys.executable, "-m", "ziglang", "cc", f"-O{opt}", "-I", str(INCLUDE_DIR)]
+    if target == "wasm32":
+        cmd.append("--target=wasm32-wasi")
+    else:
+        cmd += ["--target=wasm64-freestanding", "-nostdlib", "-isystem", str(LIBC64_DIR / "include")]
+    for d in include_dirs:
+        cmd += ["-I", d]
+    cmd += [f"-D{d}" for d in defines]
+    cmd += [str(s) for s in sources] + [str(s) for s in _runtime_sources(target)]
+    cmd += ["-Wl,--import-symbols", "-o", str(output)]
+    return cmd
+
+
+def build(
+    sources: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    *,
+    target: Target = "wasm32",
+    opt: str = "2",
+    include_dirs: Sequence[str] = (),
+    defines: Sequence[str] = (),
+) -> Path:
+    """Compiles C `sources` into the module `output`.
+
+    Raises BuildError with the compiler's messages when compilation or linking fails.
+    """
+    paths = [Path(s) for s in sources]
+    if not paths:
+        raise BuildError("no C sources given")
+    for p in paths:
+        if not p.is_file():
+            raise BuildError(f"{p}: no such source file")
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = compiler_command(paths, out, target=target, opt=opt, include_dirs=include_dirs, defines=defines)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise BuildError(f"cannot start the zig compiler: {exc}") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip()
+        raise BuildError(f"compiling {', '.join(map(str, paths))} for {target} failed:\n{detail}")
+    # Keep the name section (function names in wasm backtraces) but drop DWARF.
+    out.write_bytes(strip_debug_sections(out.read_bytes(), str(out)))
+    return out
+
+
+def cache_dir() -> Path:
+    """Where built guests are cached: $BRIDGE_CACHE_DIR, else $XDG_CACHE_HOME/bridge, else ~/.cache/bridge."""
+    if os.environ.get("BRIDGE_CACHE_DIR"):
+        return Path(os.environ["BRIDGE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bridge"
+
+
+def build_cached(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    target: Target = "wasm32",
+    opt: str = "2",
+    include_dirs: Sequence[str] = (),
+    defines: Sequence[str] = (),
+) -> Path:
+    """Like `build`, into the cache, keyed by the content of everything that goes into the build.
+
+    The key covers the sources, the headers beside them, bridge's guest headers and runtime, the
+    options and the zig version. Raises BuildError as `build` does.
+    """
+    paths = [Path(s) for s in sources]
+    h = hashlib.sha256()
+    h.update(f"{target}|{opt}|{include_dirs}|{defines}|zig {importlib.metadata.version('ziglang')}".encode())
+    inputs = set(paths)
+    for p in paths:
+        inputs.update(p.parent.glob("*.h"))
+    for d in [INCLUDE_DIR, LIBC64_DIR] if target == "wasm64" else [INCLUDE_DIR]:
+        inputs.update(f for f in d.rglob("*") if f.is_file())
+    for f in sorted(inputs):
+        if not f.is_file():
+            raise BuildError(f"{f}: no such source file")
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    out = cache_dir() / f"{paths[0].stem}-{target}-{h.hexdigest()[:20]}.wasm"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the cache entry, then rename, so a concurrent or interrupted build never leaves
+    # a half-written module under the final name.
+    fd, tmp = tempfile.mkstemp(suffix=".wasm", dir=out.parent)
+    os.close(fd)
+    try:
+        build(paths, tmp, target=target, opt=opt, include_dirs=include_dirs, defines=defines)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

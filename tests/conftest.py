@@ -1,0 +1,41 @@
+"""Shared fixtures: real guests built from source, real wasmtime stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge import toolchain
+
+ROOT = Path(__file__).resolve().parent.parent
+GUESTS = Path(__file__).resolve().parent / "guests"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Guests are built fresh for each test session, into a cache only this session uses.
+    old = os.environ.get("BRIDGE_CACHE_DIR")
+    os.environ["BRIDGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("bridge-cache"))
+    yield
+    if old is None:
+        del os.environ["BRIDGE_CACHE_DIR"]
+    else:
+        os.environ["BRIDGE_CACHE_DIR"] = old
+
+
+def build_c(name: str, target: toolchain.Target) -> Path:
+    """tests/guests/NAME.c built for `target` (cached for the session)."""
+    return toolchain.build_cached([GUESTS / f"{name}.c"], target=target)
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`python -m bridge ARGS` in a fresh process, as a user would run it."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )

@@ -1,0 +1,80 @@
+"""Real C guests, built with the ziglang toolchain for wasm32 and wasm64, calling host functions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bridge import BoundsError, BuildError, Guest, toolchain
+from bridge.cli import _load_hosts
+
+from .conftest import GUESTS, build_c
+
+TARGETS = ["wasm32", "wasm64"]
+
+
+def checksum_hosts() -> list:  # type: ignore[type-arg]
+    return _load_hosts(str(GUESTS / "checksum_host.py"))
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def probe(request: pytest.FixtureRequest) -> Guest:
+    return Guest(build_c("probe", request.param), hosts=checksum_hosts(), argv=["probe"])
+
+
+def test_probe_main_runs(probe: Guest, capfd: pytest.CaptureFixture[str]) -> None:
+    assert probe.run() == 0
+    assert capfd.readouterr().out == "10\n"
+
+
+def test_modules_have_the_pointer_width_of_their_target() -> None:
+    assert not Guest(build_c("probe", "wasm32"), hosts=checksum_hosts()).module.is64
+    g64 = Guest(build_c("probe", "wasm64"), hosts=checksum_hosts())
+    assert g64.module.is64 and g64.memory.is64 and g64.memory.pointer_bits == 64
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    ptr=st.one_of(
+        st.integers(0, 2**17),
+        st.integers(0, 2**32 - 1),
+        st.sampled_from([2**31 - 1, 2**31, 2**32 - 64, 0xFFFFFFF0, 2**32 - 1]),
+    ),
+    n=st.one_of(st.integers(0, 4096), st.integers(0, 2**32 - 1), st.sampled_from([64, 2**31, 2**32 - 1])),
+)
+def test_fuzzed_pointers_from_a_real_guest(probe: Guest, ptr: int, n: int) -> None:
+    size = probe.memory.size
+    if ptr + n <= size:
+        expected = int(probe.memory.view(ptr, n).sum(dtype=np.uint64))
+        assert probe.call("probe", ptr, n) == expected
+    else:
+        with pytest.raises(BoundsError) as info:
+            probe.call("probe", ptr, n)
+        assert info.value.pointer == ptr and info.value.length == n and info.value.memory_size == size
+        assert "probe" in info.value.frames
+    # The host and the instance survive every case.
+    assert probe.call("probe", 0, 0) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ptr=st.one_of(st.integers(0, 2**64 - 1), st.sampled_from([2**32, 2**32 + 1, 2**63, 2**64 - 16])),
+    n=st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 64)),
+)
+def test_fuzzed_64bit_pointers_from_a_real_guest(ptr: int, n: int) -> None:
+    g = WASM64_PROBE.setdefault("g", Guest(build_c("probe", "wasm64"), hosts=checksum_hosts()))
+    if ptr + n <= g.memory.size:
+        assert g.call("probe", ptr, n) == int(g.memory.view(ptr, n).sum(dtype=np.uint64))
+    else:
+        with pytest.raises(BoundsError, match=f"pointer {ptr:#x}, length {n} bytes"):
+            g.call("probe", ptr, n)
+
+
+WASM64_PROBE: dict[str, Guest] = {}
+
+
+def test_build_rejects_an_unknown_target(tmp_path: object) -> None:
+    with pytest.raises(BuildError, match="unknown target"):
+        toolchain.build([GUESTS / "probe.c"], "out.wasm", target="wasm16")  # type: ignore[arg-type]
