@@ -44,6 +44,25 @@ def make_engine(reservation: int = DEFAULT_RESERVATION) -> wasmtime.Engine:
     return wasmtime.Engine(config)
 
 
+def memory_accessors(
+    store: wasmtime.Store, memory: wasmtime.Memory
+) -> tuple[Callable[[], int], Callable[[], int]]:
+    """`(size, base)`: functions returning a memory's current byte size and base address.
+
+    They call the C API directly, as the size is read on every guest pointer check. The caller keeps
+    `memory` alive for as long as it uses them.
+    """
+    size_fn = ffi.dll.wasmtime_memory_data_size
+    size_fn.restype = ctypes.c_size_t
+    size_fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    base_fn = ffi.dll.wasmtime_memory_data
+    base_fn.restype = ctypes.c_void_p
+    base_fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    context = ctypes.cast(store._context(), ctypes.c_void_p).value
+    raw = ctypes.addressof(memory._memory)
+    return functools.partial(size_fn, context, raw), functools.partial(base_fn, context, raw)
+
+
 class TrapSlot:
     """Per-store place where the trampoline leaves the exception that trapped the guest."""
 

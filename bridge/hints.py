@@ -47,7 +47,8 @@ class Array:
     """A guest array: one pointer parameter, viewed as a numpy array of `count` elements.
 
     `memory` names the guest memory it lies in (export/import name or index); None means the
-    default memory. `dtype` overrides the dtype taken from the `NDArray[...]` hint.
+    default memory. `dtype` overrides the dtype taken from the `NDArray[...]` hint. `ctype` names the
+    element type in generated C headers (default: from the dtype, e.g. `float`, `uint32_t`).
     """
 
     count: Count
@@ -55,21 +56,22 @@ class Array:
     dtype: Any = None
     writable: bool = False
     readable: bool = True
+    ctype: str | None = None
 
 
-def In(count: Count, *, memory: MemoryRef = None, dtype: Any = None) -> Array:
+def In(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str | None = None) -> Array:
     """An input array: a read-only view."""
-    return Array(count, memory, dtype, writable=False)
+    return Array(count, memory, dtype, writable=False, ctype=ctype)
 
 
-def Out(count: Count, *, memory: MemoryRef = None, dtype: Any = None) -> Array:
+def Out(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str | None = None) -> Array:
     """An output array: a writable view the function fills."""
-    return Array(count, memory, dtype, writable=True, readable=False)
+    return Array(count, memory, dtype, writable=True, readable=False, ctype=ctype)
 
 
-def InOut(count: Count, *, memory: MemoryRef = None, dtype: Any = None) -> Array:
+def InOut(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str | None = None) -> Array:
     """An array read and written in place."""
-    return Array(count, memory, dtype, writable=True)
+    return Array(count, memory, dtype, writable=True, ctype=ctype)
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,13 @@ class Text:
 
 @dataclass(frozen=True)
 class Pointer:
-    """A raw guest address, unsigned, for use with `Context.view` (the escape hatch)."""
+    """A raw guest address, unsigned, for use with `Context.view` (the escape hatch).
+
+    `ctype` is the pointer's C type in generated headers (default `void *`).
+    """
 
     memory: MemoryRef = None
+    ctype: str = "void *"
 
 
 Utf8 = Annotated[str, Text()]

@@ -255,18 +255,22 @@ class HostFunction:
                 ranges.append((p.name, mem, slot, p.dtype.itemsize, count, p.array.writable))
             slot += 1
 
-        check_overlap = (
-            not self.allow_overlap and len(ranges) > 1 and any(writable for *_, writable in ranges)
-        )
+        check_overlap = None if self.allow_overlap else _overlap_checker(fname, ranges)
         store_result = _result_writer(self.result, fname, default_bits)
         fn = self.fn
 
-        def call(args: Any) -> None:
-            v = [read(args) for read in readers]
-            if check_overlap:
-                _check_overlap(fname, ranges, v)
-            result = fn(*[build(v) for build in builders])
-            store_result(args, result)
+        if check_overlap is None:
+
+            def call(args: Any) -> None:
+                v = [read(args) for read in readers]
+                store_result(args, fn(*[build(v) for build in builders]))
+
+        else:
+
+            def call(args: Any) -> None:
+                v = [read(args) for read in readers]
+                check_overlap(v)
+                store_result(args, fn(*[build(v) for build in builders]))
 
         return call
 
@@ -323,20 +327,29 @@ def _text_builder(mem: GuestMemory, slot: int, function: str, parameter: str) ->
     return build
 
 
-def _check_overlap(
+def _overlap_checker(
     function: str,
     ranges: list[tuple[str, GuestMemory, int, int, Callable[[list[Any]], int], bool]],
-    v: list[Any],
-) -> None:
-    spans = []
-    for name, mem, slot, itemsize, count, writable in ranges:
-        start = v[slot]
-        nbytes = count(v) * itemsize
-        if nbytes:
-            spans.append((name, mem, start, start + nbytes, writable))
-    for i, (n1, m1, s1, e1, w1) in enumerate(spans):
-        for n2, m2, s2, e2, w2 in spans[i + 1 :]:
-            if m1 is m2 and (w1 or w2) and s1 < e2 and s2 < e1:
+) -> Callable[[list[Any]], None] | None:
+    """A check that no output range overlaps another array's range, or None when none can."""
+    # Only pairs in the same memory with at least one writable side can conflict; find them once.
+    pairs = [
+        (i, j)
+        for i, (_, m1, *_r1, w1) in enumerate(ranges)
+        for j, (_, m2, *_r2, w2) in enumerate(ranges)
+        if i < j and m1 is m2 and (w1 or w2)
+    ]
+    if not pairs:
+        return None
+    spans = [(slot, itemsize, count) for _, _, slot, itemsize, count, _ in ranges]
+
+    def check(v: list[Any]) -> None:
+        bounds = [(v[slot], v[slot] + count(v) * itemsize) for slot, itemsize, count in spans]
+        for i, j in pairs:
+            s1, e1 = bounds[i]
+            s2, e2 = bounds[j]
+            if s1 < e2 and s2 < e1 and s1 < e1 and s2 < e2:
+                n1, n2 = ranges[i][0], ranges[j][0]
                 raise BoundsError(
                     f"host function `{function}`: parameters `{n1}` [{s1:#x}, {e1:#x}) and `{n2}` "
                     f"[{s2:#x}, {e2:#x}) overlap, and `{function}` does not allow an output to overlap "
@@ -345,8 +358,10 @@ def _check_overlap(
                     parameter=n2,
                     pointer=s2,
                     length=e2 - s2,
-                    memory_size=m1.size,
+                    memory_size=ranges[i][1].size,
                 )
+
+    return check
 
 
 def _result_writer(kind: ScalarKind | None, function: str, pointer_bits: int) -> Callable[[Any, Any], None]:

@@ -18,8 +18,8 @@ import ctypes
 import numpy as np
 import numpy.typing as npt
 import wasmtime
-from wasmtime import _ffi as ffi
 
+from . import _seam
 from .errors import BoundsError
 
 _U8 = np.dtype(np.uint8)
@@ -43,8 +43,7 @@ class GuestMemory:
     def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory, name: str, index: int = 0) -> None:
         self._store = store
         self._memory = memory
-        self._ref = ctypes.byref(memory._memory)
-        self._context = store._context()
+        self._size, self._base = _seam.memory_accessors(store, memory)
         ty = memory.type(store)
         self.name = name
         self.index = index
@@ -63,7 +62,7 @@ class GuestMemory:
     @property
     def size(self) -> int:
         """Current size in bytes."""
-        return int(ffi.wasmtime_memory_data_size(self._context, self._ref))
+        return self._size()
 
     @property
     def pages(self) -> int:
@@ -81,8 +80,8 @@ class GuestMemory:
             if size == 0:
                 self._full = np.empty(0, np.uint8)
             else:
-                base = ctypes.addressof(ffi.wasmtime_memory_data(self._context, self._ref).contents)
-                self._full = np.ctypeslib.as_array((ctypes.c_ubyte * size).from_address(base))
+                buffer = (ctypes.c_ubyte * size).from_address(self._base())
+                self._full = np.ctypeslib.as_array(buffer)
             self._full_size = size
         return self._full
 
@@ -103,14 +102,15 @@ class GuestMemory:
 
         Raises BoundsError when any byte of the range lies outside the memory, or `count` is negative.
         """
-        dt = np.dtype(dtype)
+        dt = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
         ptr &= self.pointer_mask
         nbytes = count * dt.itemsize
-        size = int(ffi.wasmtime_memory_data_size(self._context, self._ref))
+        size = self._size()
         if count < 0 or ptr > size or nbytes > size - ptr:
             raise self._bounds_error(ptr, nbytes, size, function, parameter, count)
-        raw = self._bytes(size)[ptr : ptr + nbytes]
-        out = raw if dt == _U8 else raw.view(dt)
+        full = self._full if size == self._full_size else self._bytes(size)
+        raw = full[ptr : ptr + nbytes]
+        out = raw if dt is _U8 else raw.view(dt)
         if not writable:
             out.flags.writeable = False
         return out

@@ -54,6 +54,8 @@ static char **collect_args(int *argc_out)
     return argv;
 }
 
+void _start(void);
+
 __attribute__((export_name("_start"))) void _start(void)
 {
     __wasm_call_ctors();

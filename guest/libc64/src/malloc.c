@@ -200,11 +200,13 @@ void *malloc(size_t n)
 
 void *calloc(size_t nmemb, size_t size)
 {
-    size_t total;
-    if (__builtin_mul_overflow(nmemb, size, &total)) {
+    /* Not SIZE_MAX / size: clang turns that idiom into a 128-bit multiply,
+     * which would need compiler-rt. */
+    if (size && nmemb > MAX_REQUEST / size) {
         errno = ENOMEM;
         return NULL;
     }
+    size_t total = nmemb * size;
     void *p = malloc(total);
     if (p)
         memset(p, 0, total);

@@ -1,16 +1,17 @@
 /* math.c - floating point functions.
  *
- * fabs, sqrt, floor, ceil and trunc are single wasm instructions. exp and
- * log follow the classic fdlibm reductions; pow evaluates exp(y * log x)
- * with log x and the product carried in double-double, so the result is
- * about as accurate as exp itself (within 1 ulp), and integer powers of
- * moderate size are computed by exact-ish repeated squaring (so pow(10, 5)
- * is exactly 100000). The float functions go through double. */
+ * fabs, sqrt, floor, ceil and trunc are single wasm instructions. exp
+ * uses fdlibm's reduction and polynomial (error below 1 ulp); log is
+ * computed in double-double (nearly always correctly rounded). pow takes
+ * exp(y * log x) with log x and the product in double-double, so it is
+ * about as accurate as exp; integer exponents up to 2^20 use repeated
+ * squaring in double-double instead, which makes exactly representable
+ * results exact (pow(10, 5) == 100000). The float functions go through
+ * double, which makes them correctly rounded in practice. */
 #include <math.h>
 #include <stdint.h>
 
-/* The double-double code needs every operation rounded on its own. */
-#pragma STDC FP_CONTRACT OFF
+#include "fp.h"
 
 double fabs(double x) { return __builtin_fabs(x); }
 double sqrt(double x) { return __builtin_sqrt(x); }
@@ -23,74 +24,11 @@ float floorf(float x) { return __builtin_floorf(x); }
 float ceilf(float x) { return __builtin_ceilf(x); }
 float truncf(float x) { return __builtin_truncf(x); }
 
-static uint64_t bits_of(double x)
-{
-    uint64_t u;
-    __builtin_memcpy(&u, &x, sizeof u);
-    return u;
-}
-
-static double from_bits(uint64_t u)
-{
-    double x;
-    __builtin_memcpy(&x, &u, sizeof x);
-    return x;
-}
-
-/* --- double-double: the unevaluated sum hi + lo, |lo| <= ulp(hi) / 2 --- */
-
-typedef struct {
-    double hi, lo;
-} dd;
-
-static dd two_sum(double a, double b)
-{
-    double s = a + b, t = s - a;
-    return (dd){s, (a - (s - t)) + (b - t)};
-}
-
-static dd quick_two_sum(double a, double b) /* needs |a| >= |b| */
-{
-    double s = a + b;
-    return (dd){s, b - (s - a)};
-}
-
-/* The exact product (Dekker); needs |a|, |b| < 2^995 so that the split
- * cannot overflow. */
-static dd two_prod(double a, double b)
-{
-    const double split = 0x1p27 + 1;
-    double p = a * b;
-    double ta = split * a, ah = ta - (ta - a), al = a - ah;
-    double tb = split * b, bh = tb - (tb - b), bl = b - bh;
-    return (dd){p, ((ah * bh - p) + ah * bl + al * bh) + al * bl};
-}
-
-static dd dd_mul(dd a, dd b)
-{
-    dd p = two_prod(a.hi, b.hi);
-    return quick_two_sum(p.hi, p.lo + (a.hi * b.lo + a.lo * b.hi));
-}
-
 /* ln 2 split so that k * LN2_HI is exact for |k| < 2^21. */
 static const double LN2_HI = 6.93147180369123816490e-01; /* 0x3fe62e42fee00000 */
 static const double LN2_LO = 1.90821492927058770002e-10; /* 0x3dea39ef35793c76 */
 
 /* --- exp --- */
-
-/* y * 2^k for y near 1 and |k| <= 1100, rounding only once even when the
- * result is subnormal. */
-static double scale2(double y, int k)
-{
-    if (k > 1023) {
-        y *= 0x1p1023;
-        k -= 1023;
-    } else if (k < -1022) {
-        y *= 0x1p-969; /* still normal; the final multiply rounds */
-        k += 969;
-    }
-    return y * from_bits((uint64_t)(0x3ff + k) << 52);
-}
 
 /* exp(x + xl) for a tiny correction xl (a double-double argument; exp(x)
  * is exp_dd(x, 0)). fdlibm's method: x + xl = k ln2 + r with |r| <= ln2/2,
@@ -132,14 +70,8 @@ double exp(double x) { return exp_dd(x, 0); }
 static dd log_dd(double x)
 {
     static const dd TWO_THIRDS = {0x1.5555555555555p-1, 0x1.5555555555555p-55};
-    int k = 0;
-    if (x < 0x1p-1022) { /* subnormal: scale into the normal range */
-        x *= 0x1p54;
-        k = -54;
-    }
-    uint64_t u = bits_of(x);
-    k += (int)(u >> 52) - 1022; /* x = 2^k m, m in [0.5, 1) */
-    double m = from_bits((u & ((UINT64_C(1) << 52) - 1)) | UINT64_C(0x3fe0000000000000));
+    int k;
+    double m = split_exponent(x, &k);
     if (m < 0.70710678118654752440) {
         m *= 2;
         k--;
@@ -182,40 +114,39 @@ double log(double x)
 
 /* --- pow --- */
 
-/* x^n for x > 0 and integer n = |y|, by repeated squaring in double-double;
- * the caller keeps every intermediate within 2^-990..2^990. A negative y
- * takes the reciprocal with one Newton step, again to ~100 bits. */
+/* x^y for x > 0 and an integer y with |y| <= 2^20, by repeated squaring
+ * (of 1/x when y < 0) in double-double. Every value is kept in [0.5, 1)
+ * times a separate power of two, so nothing overflows or underflows on the
+ * way, and the error stays near |y| 2^-104: results that are doubles come
+ * out exact (pow(10, 22) == 1e22) and the rest correctly rounded except
+ * in rare near-halfway cases. */
 static double pow_int(double x, double y)
 {
-    uint64_t n = (uint64_t)__builtin_fabs(y);
-    dd r = {1, 0}, b = {x, 0};
-    for (;;) {
-        if (n & 1)
-            r = dd_mul(r, b);
+    int xe, be, re = 0;
+    double m = split_exponent(x, &xe);
+    dd b = y < 0 ? dd_div_double((dd){1, 0}, m) : (dd){m, 0};
+    be = y < 0 ? -xe : xe;
+    b = normalize(b, &be);
+    dd r = {1, 0}; /* the result is r * 2^re */
+    for (uint64_t n = (uint64_t)__builtin_fabs(y);;) {
+        if (n & 1) {
+            r = normalize(dd_mul(r, b), &re);
+            re += be;
+        }
         n >>= 1;
         if (!n)
             break;
-        b = dd_mul(b, b);
+        be *= 2;
+        b = normalize(dd_mul(b, b), &be);
     }
-    if (y > 0)
-        return r.hi;
-    double q = 1 / r.hi;
-    dd p = two_prod(q, r.hi);
-    double e = ((1 - p.hi) - p.lo) - q * r.lo; /* 1 - q r */
-    return q + q * e;
+    return scale2(r.hi, re);
 }
 
 /* x^y for finite x > 0, x != 1, and finite y != 0, 1. */
 static double pow_positive(double x, double y, int y_int)
 {
-    double ay = __builtin_fabs(y);
-    if (y_int && ay <= 990) {
-        /* x in [2^(e-1), 2^e), so |log2 x| <= max(|e|, |e - 1|). */
-        int e = (int)(bits_of(x) >> 52) - 1022;
-        int mag = e > 0 ? e : 1 - e;
-        if (ay * mag <= 990)
-            return pow_int(x, y);
-    }
+    if (y_int && __builtin_fabs(y) <= 0x1p20)
+        return pow_int(x, y);
     if (y == 0.5)
         return __builtin_sqrt(x);
     dd l = log_dd(x);
@@ -254,14 +185,16 @@ double pow(double x, double y)
 
 /* --- tanh --- */
 
-/* exp(t) - 1 for 0 < t <= 1.1 from its Taylor series; 20 terms are
- * enough for double precision, and there is no cancellation. */
-static double expm1_taylor(double t)
+/* exp(t) - 1 for 0 < t <= 1.1 as a double-double: t + t^2 S with
+ * S = 1/2! + t/3! + t^2/4! + ... (20 terms reach double precision). The
+ * t^2 S part is at most 45% of the sum, so its rounding errors shrink. */
+static dd expm1_small(double t)
 {
-    double sum = 1;
-    for (int k = 20; k >= 2; k--)
-        sum = 1 + sum * t / k;
-    return t * sum;
+    double s = 1;
+    for (int k = 20; k >= 3; k--)
+        s = 1 + s * t / k; /* 2 S = 1 + t/3 (1 + t/4 (1 + ...)) */
+    dd t2 = two_prod(t, t);
+    return quick_two_sum(t, (t2.hi * s + t2.lo * s) * 0.5);
 }
 
 double tanh(double x)
@@ -269,9 +202,14 @@ double tanh(double x)
     double a = __builtin_fabs(x), r;
     if (__builtin_isnan(x) || a < 0x1p-28) /* tanh x = x(1 - x^2/3 ...) */
         return x;
-    if (a < 0.55) { /* tanh a = u / (u + 2) with u = exp(2a) - 1 */
-        double u = expm1_taylor(2 * a);
-        r = u / (u + 2);
+    if (a < 0.55) {
+        /* u / (u + 2) with u = exp(2a) - 1, divided in double-double */
+        dd u = expm1_small(2 * a);
+        dd den = two_sum(2, u.hi);
+        den.lo += u.lo;
+        double q = u.hi / den.hi;
+        dd p = two_prod(q, den.hi);
+        r = q + (((u.hi - p.hi) - p.lo) + u.lo - q * den.lo) / den.hi;
     } else if (a < 22) { /* 1 - 2 / (exp(2a) + 1); no cancellation here */
         r = 1 - 2 / (exp(2 * a) + 1);
     } else { /* within 2^-60 of 1 */

@@ -3,10 +3,11 @@
  * Supports flags "-+ #0", width and precision (also as '*'), length
  * modifiers hh h l ll z j t L and conversions d i u o x X c s p % f F e E
  * g G. Floating point output is exact (see dtoa.c); long double arguments
- * are printed at double precision. Anything else (%a, %n, %lc, %ls,
+ * are rounded to double first. Anything else (%a, %n, %lc, %ls,
  * positional %1$d) ends formatting: the rest of the format is copied
  * verbatim, so no argument is read with the wrong type. */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -197,6 +198,44 @@ static void fmt_float(struct out *o, const struct spec *sp, double v,
     }
 }
 
+/* long double is IEEE binary128 on wasm, and a plain cast to double would
+ * need compiler-rt's soft float, which is not linked; so round the bits by
+ * hand (to nearest, ties to even, subnormal results included). */
+static double long_double_to_double(long double v)
+{
+    _Static_assert(sizeof v == 16 && LDBL_MANT_DIG == 113, "binary128");
+    uint64_t w[2]; /* little endian: w[1] holds sign, exponent, top bits */
+    memcpy(w, &v, sizeof w);
+    int e = (int)(w[1] >> 48 & 0x7fff) - 16383;
+    uint64_t frac_hi = w[1] & ((UINT64_C(1) << 48) - 1);
+    /* The top 64 significand bits, the other 49 folded into a sticky bit 0
+     * so that rounding sig rounds the whole value: v = sig * 2^(e - 63). */
+    uint64_t sig = UINT64_C(1) << 63 | frac_hi << 15 | w[0] >> 49;
+    sig |= (w[0] & ((UINT64_C(1) << 49) - 1)) != 0;
+    double r;
+    if (e == 0x4000) { /* exponent all ones */
+        r = frac_hi | w[0] ? __builtin_nan("") : __builtin_inf();
+    } else if (e > 1023) {
+        r = __builtin_inf();
+    } else if (e >= -1022) {
+        /* (double)sig is the only rounding; both scalings are exact. */
+        uint64_t pow2 = (uint64_t)(e + 1023) << 52;
+        double scale;
+        memcpy(&scale, &pow2, sizeof scale);
+        r = (double)sig * 0x1p-63 * scale;
+    } else if (e >= -1011 - 64) { /* subnormal: round to units of 2^-1074 */
+        int shift = -1011 - e; /* v = sig / 2^shift units, shift in 12..64 */
+        uint64_t q = shift == 64 ? 0 : sig >> shift;
+        uint64_t rem = shift == 64 ? sig : sig & ((UINT64_C(1) << shift) - 1);
+        uint64_t half = UINT64_C(1) << (shift - 1);
+        q += rem > half || (rem == half && (q & 1));
+        r = (double)q * 0x1p-1074;
+    } else { /* zero, or far below the smallest double */
+        r = 0;
+    }
+    return w[1] >> 63 ? -r : r;
+}
+
 static intmax_t signed_arg(va_list *ap, enum length len)
 {
     switch (len) {
@@ -362,8 +401,9 @@ int __libc64_vformat(struct fmt_sink *sink, const char *fmt, va_list ap)
         case 'E':
         case 'g':
         case 'G': {
-            double v = sp.len == LEN_BIG_L ? (double)va_arg(args, long double)
-                                           : va_arg(args, double);
+            double v = sp.len == LEN_BIG_L
+                           ? long_double_to_double(va_arg(args, long double))
+                           : va_arg(args, double);
             fmt_float(&o, &sp, v, conv);
             break;
         }

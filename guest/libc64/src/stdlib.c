@@ -2,7 +2,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
+
+#include "fp.h"
 
 int errno;
 
@@ -121,11 +124,30 @@ static int match_word(const char *s, const char *w)
     return 1;
 }
 
+/* mant * 10^e10 with |e10| <= 400, scaled in double-double (~104 bits),
+ * which makes the result correctly rounded except in rare near-halfway
+ * cases. The value is kept in [0.5, 1) times a separate power of two so
+ * that nothing overflows on the way. */
+static double scale_by_ten(uint64_t mant, int e10)
+{
+    uint64_t rounded = (uint64_t)(double)mant; /* mant < 10^19 < 2^64 */
+    dd v = {(double)mant, (double)(int64_t)(mant - rounded)};
+    if (e10 == 0)
+        return v.hi;
+    int e2 = 0;
+    for (int k = e10 < 0 ? -e10 : e10; k > 0;) {
+        int step = k < 22 ? k : 22;
+        double p = 1;
+        for (int i = 0; i < step; i++) /* exact up to 10^22 */
+            p *= 10;
+        v = normalize(e10 < 0 ? dd_div_double(v, p) : dd_mul(v, (dd){p, 0}), &e2);
+        k -= step;
+    }
+    return scale2(v.hi, e2);
+}
+
 /* Decimal and inf/nan input; no hexadecimal floats. Up to 19 significant
- * digits are used (later ones are ignored), then the value is scaled by
- * its power of ten in long double (compiler-rt's 113-bit soft float),
- * which makes the result correctly rounded in all but rare near-halfway
- * cases. */
+ * digits are used (later ones are ignored). */
 double strtod(const char *restrict s, char **restrict end)
 {
     const char *p = s;
@@ -193,13 +215,7 @@ double strtod(const char *restrict s, char **restrict end)
         } else if (exp10 > 400) {
             v = __builtin_inf();
         } else {
-            long double scale = 1, ten = 10;
-            for (unsigned long k = exp10 < 0 ? -exp10 : exp10; k; k >>= 1) {
-                if (k & 1)
-                    scale *= ten;
-                ten *= ten;
-            }
-            v = (double)(exp10 < 0 ? mant / scale : mant * scale);
+            v = scale_by_ten(mant, (int)exp10);
         }
         if ((v == 0 && mant != 0) || __builtin_isinf(v))
             errno = ERANGE;
