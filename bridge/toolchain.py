@@ -25,6 +25,8 @@ from .wasmfile import strip_debug_sections
 
 Target = Literal["wasm32", "wasm64"]
 TARGETS: tuple[Target, ...] = ("wasm32", "wasm64")
+# zig's default wasm stack is 16 MiB, which would make every guest's memory at least that big.
+DEFAULT_STACK_SIZE = 1 << 20
 
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 INCLUDE_DIR = GUEST_DIR / "include"
@@ -43,6 +45,7 @@ def compiler_command(
     opt: str = "2",
     include_dirs: Sequence[str] = (),
     defines: Sequence[str] = (),
+    stack_size: int = DEFAULT_STACK_SIZE,
 ) -> list[str]:
     """The zig cc command line that builds `sources` into `output`."""
     if target not in TARGETS:
@@ -56,7 +59,7 @@ def compiler_command(
         cmd += ["-I", d]
     cmd += [f"-D{d}" for d in defines]
     cmd += [str(s) for s in sources] + [str(s) for s in _runtime_sources(target)]
-    cmd += ["-Wl,--import-symbols", "-o", str(output)]
+    cmd += ["-Wl,--import-symbols", f"-Wl,-z,stack-size={stack_size}", "-o", str(output)]
     return cmd
 
 
@@ -68,8 +71,9 @@ def build(
     opt: str = "2",
     include_dirs: Sequence[str] = (),
     defines: Sequence[str] = (),
+    stack_size: int = DEFAULT_STACK_SIZE,
 ) -> Path:
-    """Compiles C `sources` into the module `output`.
+    """Compiles C `sources` into the module `output`, with a `stack_size`-byte stack.
 
     Raises BuildError with the compiler's messages when compilation or linking fails.
     """
@@ -81,7 +85,11 @@ def build(
             raise BuildError(f"{p}: no such source file")
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = compiler_command(paths, out, target=target, opt=opt, include_dirs=include_dirs, defines=defines)
+    if stack_size <= 0 or stack_size % 16:
+        raise BuildError(f"stack size {stack_size} must be a positive multiple of 16 bytes")
+    cmd = compiler_command(
+        paths, out, target=target, opt=opt, include_dirs=include_dirs, defines=defines, stack_size=stack_size
+    )
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except OSError as exc:
@@ -109,6 +117,7 @@ def build_cached(
     opt: str = "2",
     include_dirs: Sequence[str] = (),
     defines: Sequence[str] = (),
+    stack_size: int = DEFAULT_STACK_SIZE,
 ) -> Path:
     """Like `build`, into the cache, keyed by the content of everything that goes into the build.
 
@@ -117,7 +126,8 @@ def build_cached(
     """
     paths = [Path(s) for s in sources]
     h = hashlib.sha256()
-    h.update(f"{target}|{opt}|{include_dirs}|{defines}|zig {importlib.metadata.version('ziglang')}".encode())
+    zig = importlib.metadata.version("ziglang")
+    h.update(f"{target}|{opt}|{include_dirs}|{defines}|{stack_size}|zig {zig}".encode())
     inputs = set(paths)
     for p in paths:
         inputs.update(p.parent.glob("*.h"))
@@ -136,7 +146,15 @@ def build_cached(
     fd, tmp = tempfile.mkstemp(suffix=".wasm", dir=out.parent)
     os.close(fd)
     try:
-        build(paths, tmp, target=target, opt=opt, include_dirs=include_dirs, defines=defines)
+        build(
+            paths,
+            tmp,
+            target=target,
+            opt=opt,
+            include_dirs=include_dirs,
+            defines=defines,
+            stack_size=stack_size,
+        )
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

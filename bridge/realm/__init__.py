@@ -1,0 +1,1 @@
+"""Realm: the host-side LLM kernels (numpy reference implementations) that wasm guests call."""

@@ -1,0 +1,139 @@
+/* paris: asks a model a question and streams its greedy answer.
+ *
+ * The guest drives the whole generation loop (chat prompt, tokenize, prefill, decode, greedy
+ * sampling, streaming UTF-8 to stdout) and calls realm_* host functions for every heavy step. The
+ * model's weights stay on the host; this guest's memory holds only token ids, one batch of hidden
+ * states and one row of logits.
+ *
+ *   python -m bridge run examples/paris [-- "Your question?"]
+ */
+#include <realm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MODEL_NAME "smollm2"
+#define MAX_NEW_TOKENS 64
+
+static void fail(const char *what, int32_t code) {
+    fprintf(stderr, "paris: %s failed with code %d\n", what, (int)code);
+    exit(1);
+}
+
+/* Tokenizes text, growing the buffer when the host says it needs more room. */
+static uint32_t *tokenize(int32_t model, const char *text, int32_t *count) {
+    uint32_t cap = 64;
+    uint32_t *ids = malloc(cap * sizeof *ids);
+    int32_t n = realm_tokenize(model, text, strlen(text), ids, cap);
+    if (n > (int32_t)cap) {
+        cap = (uint32_t)n;
+        ids = realloc(ids, cap * sizeof *ids);
+        n = realm_tokenize(model, text, strlen(text), ids, cap);
+    }
+    if (n < 0) fail("realm_tokenize", n);
+    *count = n;
+    return ids;
+}
+
+/* Length of the longest prefix of buf[0..len) that does not end inside a UTF-8 sequence. */
+static size_t complete_utf8(const unsigned char *buf, size_t len) {
+    size_t i = len;
+    size_t back = 0;
+    while (i > 0 && back < 4 && (buf[i - 1] & 0xC0) == 0x80) {
+        i--;
+        back++;
+    }
+    if (i == 0) return len;
+    unsigned char lead = buf[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return (back + 1 >= need) ? len : i - 1;
+}
+
+static uint32_t argmax(const float *x, uint32_t n) {
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+int main(int argc, char **argv) {
+    const char *question = argc > 1 ? argv[1] : "What is the capital of France?";
+
+    int32_t model = realm_model_open(MODEL_NAME, strlen(MODEL_NAME));
+    if (model < 0) fail("realm_model_open(\"" MODEL_NAME "\")", model);
+    realm_model_info info;
+    int32_t got = realm_model_info_get(model, &info, sizeof info);
+    if (got < 0) fail("realm_model_info_get", got);
+
+    /* The ChatML user turn, with no system turn. */
+    const char *head = "<|im_start|>user\n", *tail = "<|im_end|>\n<|im_start|>assistant\n";
+    size_t prompt_len = strlen(head) + strlen(question) + strlen(tail);
+    char *prompt = malloc(prompt_len + 1);
+    snprintf(prompt, prompt_len + 1, "%s%s%s", head, question, tail);
+    int32_t n_prompt;
+    uint32_t *ids = tokenize(model, prompt, &n_prompt);
+    if (n_prompt == 0) fail("tokenizing the prompt", 0);
+
+    /* Stop at EOS, and at <|im_end|> when the vocabulary has it as one token. */
+    int32_t n_end;
+    uint32_t *end_ids = tokenize(model, "<|im_end|>", &n_end);
+    uint32_t im_end = n_end == 1 ? end_ids[0] : info.eos_id;
+
+    uint32_t n_ctx = (uint32_t)n_prompt + MAX_NEW_TOKENS;
+    if (n_ctx > info.n_ctx_train) n_ctx = info.n_ctx_train;
+    int32_t ctx = realm_context_new(model, n_ctx);
+    if (ctx < 0) fail("realm_context_new", ctx);
+
+    float *hidden = malloc((size_t)n_prompt * info.n_embd * sizeof *hidden);
+    float *logits = malloc((size_t)info.n_vocab * sizeof *logits);
+    if (!hidden || !logits) fail("malloc", 0);
+
+    /* Prefill: the whole prompt through each layer in one call. */
+    int32_t rc = realm_embed_tokens(model, ids, (uint32_t)n_prompt, hidden, (size_t)n_prompt * info.n_embd);
+    if (rc < 0) fail("realm_embed_tokens", rc);
+    for (uint32_t layer = 0; layer < info.n_layer; layer++) {
+        rc = realm_forward_layer(ctx, layer, hidden, (uint32_t)n_prompt, 0);
+        if (rc < 0) fail("realm_forward_layer", rc);
+    }
+    rc = realm_compute_logits(model, hidden + (size_t)(n_prompt - 1) * info.n_embd, logits, info.n_vocab);
+    if (rc < 0) fail("realm_compute_logits", rc);
+
+    /* Decode greedily, streaming whole UTF-8 characters as they complete. */
+    unsigned char pending[256];
+    size_t n_pending = 0;
+    uint32_t position = (uint32_t)n_prompt;
+    for (int step = 0; step < MAX_NEW_TOKENS && position < n_ctx; step++) {
+        uint32_t token = argmax(logits, info.n_vocab);
+        if (token == info.eos_id || token == im_end) break;
+
+        int32_t len = realm_detokenize(model, &token, 1, (char *)pending + n_pending, sizeof pending - n_pending);
+        if (len < 0) fail("realm_detokenize", len);
+        if ((size_t)len <= sizeof pending - n_pending) n_pending += (size_t)len;
+        size_t ready = complete_utf8(pending, n_pending);
+        fwrite(pending, 1, ready, stdout);
+        fflush(stdout);
+        memmove(pending, pending + ready, n_pending - ready);
+        n_pending -= ready;
+
+        rc = realm_embed_tokens(model, &token, 1, hidden, info.n_embd);
+        if (rc < 0) fail("realm_embed_tokens", rc);
+        for (uint32_t layer = 0; layer < info.n_layer; layer++) {
+            rc = realm_forward_layer(ctx, layer, hidden, 1, position);
+            if (rc < 0) fail("realm_forward_layer", rc);
+        }
+        rc = realm_compute_logits(model, hidden, logits, info.n_vocab);
+        if (rc < 0) fail("realm_compute_logits", rc);
+        position++;
+    }
+    fwrite(pending, 1, n_pending, stdout);
+    printf("\n");
+
+    realm_context_free(ctx);
+    realm_model_close(model);
+    free(prompt);
+    free(ids);
+    free(end_ids);
+    free(hidden);
+    free(logits);
+    return 0;
+}

@@ -1,0 +1,112 @@
+"""A small synthetic llama model, written deterministically with gguf's writer.
+
+It differs from SmolLM2 wherever a llama-family model can: other dimensions (d=256, 8 query heads over
+2 KV heads of 32, n_ff=512), every supported quantization type across its tensors (K-quants included),
+an untied output projection, RoPE theta 500000, RMS epsilon 1e-6, and a SentencePiece ("llama")
+vocabulary. tests/golden/make_golden.py records llama.cpp's answers for it; tests/test_realm.py rebuilds
+it with this same code and checks bridge's against them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+T = gguf.GGMLQuantizationType
+
+N_EMBD, N_HEAD, N_HEAD_KV, N_FF, N_LAYER, N_CTX = 256, 8, 2, 512, 2, 256
+HEAD_DIM = N_EMBD // N_HEAD
+ROPE_THETA, RMS_EPS = 500000.0, 1e-6
+
+# (tensor, type) for each layer: between them every type bridge supports appears at least once.
+LAYER_TYPES = [
+    {"attn_q": T.Q5_0, "attn_k": T.Q5_1, "attn_v": T.Q8_0, "attn_output": T.Q4_1,
+     "ffn_gate": T.Q4_K, "ffn_up": T.F16, "ffn_down": T.BF16},
+    {"attn_q": T.Q4_K, "attn_k": T.F16, "attn_v": T.BF16, "attn_output": T.Q6_K,
+     "ffn_gate": T.Q8_0, "ffn_up": T.Q5_K, "ffn_down": T.Q4_0},
+]  # fmt: skip
+EMBD_TYPE, OUTPUT_TYPE = T.Q4_0, T.Q6_K
+
+
+def _vocab_fields() -> dict[str, tuple[object, gguf.GGUFValueType, gguf.GGUFValueType | None]]:
+    """The SentencePiece vocabulary of spm_vocab.gguf (made by make_golden.py tokenizer)."""
+    reader = gguf.GGUFReader(HERE / "spm_vocab.gguf")
+    out = {}
+    for key, field in reader.fields.items():
+        if key.startswith("tokenizer."):
+            sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+            out[key] = (field.contents(), field.types[0], sub)
+    return out
+
+
+def _kquant_blocks(rng: np.random.Generator, qtype: T, rows: int, cols: int, gain: float) -> np.ndarray:
+    """Random K-quant blocks with small f16 super-block scales (gguf-py cannot quantize K-quants)."""
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    raw = rng.integers(0, 256, size=(rows, cols // block, size), dtype=np.uint8)
+    # Scales that give weights of roughly `gain` standard deviations' size.
+    scale = gain * {T.Q4_K: 1e-4, T.Q5_K: 5e-5, T.Q6_K: 1e-5}[qtype]
+    halves = np.array([scale, scale / 2], dtype=np.float16).view(np.uint8)
+    if qtype == T.Q6_K:  # d is the block's last two bytes
+        raw[..., -2:] = halves[:2]
+    else:  # d and dmin lead the block
+        raw[..., :4] = halves
+    return raw.reshape(rows, -1)
+
+
+def _weight(rng: np.random.Generator, qtype: T, rows: int, cols: int, std: float = 0.05) -> np.ndarray:
+    if qtype in (T.Q4_K, T.Q5_K, T.Q6_K):
+        return _kquant_blocks(rng, qtype, rows, cols, gain=std / 0.05)
+    w = (rng.standard_normal((rows, cols)) * std).astype(np.float32)
+    if qtype == T.F32:
+        return w
+    return gguf.quants.quantize(w, qtype)
+
+
+def write(path: str | Path) -> Path:
+    """Writes the model to `path` and returns it. Same bytes of weights every time."""
+    rng = np.random.default_rng(20261121)
+    vocab = _vocab_fields()
+    n_vocab = len(vocab["tokenizer.ggml.tokens"][0])  # type: ignore[arg-type]
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("bridge synthetic llama")
+    writer.add_context_length(N_CTX)
+    writer.add_embedding_length(N_EMBD)
+    writer.add_block_count(N_LAYER)
+    writer.add_feed_forward_length(N_FF)
+    writer.add_head_count(N_HEAD)
+    writer.add_head_count_kv(N_HEAD_KV)
+    writer.add_rope_freq_base(ROPE_THETA)
+    writer.add_rope_dimension_count(HEAD_DIM)
+    writer.add_layer_norm_rms_eps(RMS_EPS)
+    writer.add_vocab_size(n_vocab)
+    for key, (value, vtype, sub) in vocab.items():
+        writer.add_key_value(key, value, vtype, sub_type=sub)
+
+    def add(name: str, data: np.ndarray, qtype: T) -> None:
+        writer.add_tensor(name, data, raw_dtype=qtype)
+
+    q_dim, kv_dim = N_HEAD * HEAD_DIM, N_HEAD_KV * HEAD_DIM
+    add("token_embd.weight", _weight(rng, EMBD_TYPE, n_vocab, N_EMBD, std=0.5), EMBD_TYPE)
+    for i, types in enumerate(LAYER_TYPES):
+        norm = (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32)
+        add(f"blk.{i}.attn_norm.weight", norm, T.F32)
+        shapes = {
+            "attn_q": (q_dim, N_EMBD), "attn_k": (kv_dim, N_EMBD), "attn_v": (kv_dim, N_EMBD),
+            "attn_output": (N_EMBD, q_dim), "ffn_gate": (N_FF, N_EMBD), "ffn_up": (N_FF, N_EMBD),
+            "ffn_down": (N_EMBD, N_FF),
+        }  # fmt: skip
+        for name, (rows, cols) in shapes.items():
+            add(f"blk.{i}.{name}.weight", _weight(rng, types[name], rows, cols), types[name])
+        norm = (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32)
+        add(f"blk.{i}.ffn_norm.weight", norm, T.F32)
+    add("output_norm.weight", np.ones(N_EMBD, np.float32), T.F32)
+    # Untied, and large enough that greedy choices are clear rather than near-ties.
+    add("output.weight", _weight(rng, OUTPUT_TYPE, n_vocab, N_EMBD, std=5.0), OUTPUT_TYPE)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(path)
