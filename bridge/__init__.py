@@ -24,6 +24,7 @@ from .guest import Guest, GuestModule, load_module
 from .hints import In, InOut, Out, Ptr, Utf8, f32, f64, i32, i64, u32, u64, usize
 from .host import Context, HandleError, Handles, HostFunction, HostFunctions
 from .memory import GuestMemory
+from .toolchain import build
 
 __all__ = [
     "BoundsError",
@@ -48,6 +49,7 @@ __all__ = [
     "Out",
     "Ptr",
     "Utf8",
+    "build",
     "f32",
     "f64",
     "i32",

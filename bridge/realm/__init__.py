@@ -1,1 +1,24 @@
-"""Realm: the host-side LLM kernels (numpy reference implementations) that wasm guests call."""
+"""Realm: LLM inference for wasm guests, with the model's weights kept host-side.
+
+`Model` is the plain Python API (no guest involved); `realm_functions` adapts it to the `realm_*` host
+functions guests import (ABI version 1, `guest/include/realm.h`), serving the models of a `ModelStore`.
+"""
+
+from .abi import ABI_VERSION, ModelStore, RealmStats, realm_functions
+from .model import Config, KVContext, Model, ModelError, RealmError, generate_greedy
+from .tokenizer import Tokenizer, TokenizerError
+
+__all__ = [
+    "ABI_VERSION",
+    "Config",
+    "KVContext",
+    "Model",
+    "ModelError",
+    "ModelStore",
+    "RealmError",
+    "RealmStats",
+    "Tokenizer",
+    "TokenizerError",
+    "generate_greedy",
+    "realm_functions",
+]

@@ -162,6 +162,13 @@ def _lookup(ctx: Context, handle: int, kind: type[T]) -> T:
         raise RealmError(f"handle {handle} is not an open {kind.__name__}", EBADF) from None
 
 
+def _release(ctx: Context, handle: int, kind: type[object]) -> None:
+    try:
+        ctx.handles.pop(handle, kind)
+    except HandleError:
+        raise RealmError(f"handle {handle} is not an open {kind.__name__}", EBADF) from None
+
+
 def _text(raw: Bytes) -> str:
     try:
         return raw.tobytes().decode("utf-8")
@@ -233,10 +240,7 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
 
     def realm_model_close(ctx: Context, model: i32) -> i32:
         """Closes a model handle (contexts made from it stay usable)."""
-        try:
-            ctx.handles.pop(model, Model)
-        except HandleError:
-            return EBADF
+        _release(ctx, model, Model)
         return 0
 
     def realm_model_meta(
@@ -285,10 +289,7 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
 
     def realm_context_free(ctx: Context, context: i32) -> i32:
         """Frees a context."""
-        try:
-            ctx.handles.pop(context, KVContext)
-        except HandleError:
-            return EBADF
+        _release(ctx, context, KVContext)
         return 0
 
     def realm_embed_tokens(
