@@ -22,11 +22,12 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from .errors import GuestExit, GuestTrap, HostError
+from .limits import MAX_MEMORY_LIMIT
 
 # A memory's base address must not move while a host call holds numpy views of it. wasmtime moves
 # a memory only to grow it past its reservation; with memory_may_move off, growth past the
 # reservation fails instead (memory.grow returns -1), so the reservation is also the growth limit.
-DEFAULT_RESERVATION = 16 << 30
+DEFAULT_RESERVATION = MAX_MEMORY_LIMIT
 
 
 @functools.lru_cache(maxsize=8)
@@ -38,6 +39,7 @@ def make_engine(reservation: int = DEFAULT_RESERVATION) -> wasmtime.Engine:
     config.wasm_simd = True
     config.wasm_relaxed_simd = True
     config.wasm_bulk_memory = True
+    config.wasm_threads = False  # no shared memories: host views assume one thread touches a memory
     config.memory_may_move = False
     config.memory_reservation = reservation
     config.cranelift_opt_level = "speed"

