@@ -17,6 +17,7 @@ from bridge import BoundsError, Guest, HostFunctions, In, LinkError, Out, u32
 from bridge._seam import make_engine
 from bridge.cli import _load_hosts
 from bridge.limits import GiB, HostMemory, parse_size
+from bridge.toolchain import Target
 
 from .conftest import GUESTS, ROOT, build_c, run_cli
 
@@ -185,7 +186,7 @@ def test_multi_memory_reads_one_memory_and_writes_another() -> None:
 
 
 @pytest.mark.parametrize("target", ["wasm32", "wasm64"])
-def test_exceeding_max_memory_fails_growth_and_the_host_goes_on(target: str) -> None:
+def test_exceeding_max_memory_fails_growth_and_the_host_goes_on(target: Target) -> None:
     ran = run_cli("run", str(GUESTS / "oom.c"), "--target", target, "--max-memory", "64MiB")
     assert ran.returncode == 12
     assert "oom: out of memory after" in ran.stderr
