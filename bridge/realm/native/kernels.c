@@ -1,0 +1,261 @@
+/* Native kernels for bridge.realm: matrix products that read GGUF quantized blocks in place.
+ *
+ * y (n, rows) = x (n, cols) @ W^T, where W is `rows` rows of `cols` elements stored as ggml blocks.
+ * Each row is dequantized once into a small float buffer and dotted with every token's x, so a
+ * prefill batch is matrix-matrix work and the weights are never expanded in memory. Rows are split
+ * between OpenMP threads; Python's GIL is released around the call (cffi's default).
+ *
+ * The row kernel is compiled three times (x86-64-v4 = AVX-512, x86-64-v3 = AVX2+FMA, portable) and
+ * the loader picks the best the CPU has (gcc target_clones). The numpy code in quants.py/model.py is
+ * the reference; tests/test_native.py keeps the two equal.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ROW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ROW_CLONES
+#endif
+
+/* ggml type ids (ggml.h), as gguf's GGMLQuantizationType numbers them */
+enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14 };
+
+/* IEEE half to float, exact for every input (subnormals, inf, nan). */
+static inline float half(const uint8_t *p) {
+    uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
+    if (exp == 0x1F) {
+        bits = sign | 0x7F800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else { /* subnormal: normalise */
+        exp = 113;
+        while (!(man & 0x400)) {
+            man <<= 1;
+            exp--;
+        }
+        bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static int64_t block_elements(int type) {
+    switch (type) {
+        case T_F32: case T_F16: return 1;
+        case T_Q4_0: case T_Q4_1: case T_Q8_0: return 32;
+        case T_Q4_K: case T_Q6_K: return 256;
+        default: return 0;
+    }
+}
+
+static int64_t block_bytes(int type) {
+    switch (type) {
+        case T_F32: return 4;
+        case T_F16: return 2;
+        case T_Q4_0: return 18;
+        case T_Q4_1: return 20;
+        case T_Q8_0: return 34;
+        case T_Q4_K: return 144;
+        case T_Q6_K: return 210;
+        default: return 0;
+    }
+}
+
+int bridge_supports(int type) { return block_elements(type) != 0; }
+
+int64_t bridge_row_bytes(int type, int64_t cols) {
+    int64_t be = block_elements(type);
+    return be ? cols / be * block_bytes(type) : 0;
+}
+
+/* One row of `cols` elements -> out (cols floats). */
+/* Inlined into each cloned row kernel below, so every SIMD level gets its own vectorised copy. */
+static inline __attribute__((always_inline)) void dequantize_row(int type, const uint8_t *row, int64_t cols,
+                                                                 float *out) {
+    switch (type) {
+    case T_F32:
+        memcpy(out, row, (size_t)cols * sizeof(float));
+        return;
+    case T_F16:
+        for (int64_t i = 0; i < cols; i++) out[i] = half(row + 2 * i);
+        return;
+    case T_Q8_0:
+        for (int64_t b = 0; b < cols / 32; b++, row += 34, out += 32) {
+            const float d = half(row);
+            const int8_t *q = (const int8_t *)(row + 2);
+            for (int j = 0; j < 32; j++) out[j] = d * (float)q[j];
+        }
+        return;
+    case T_Q4_0:
+        for (int64_t b = 0; b < cols / 32; b++, row += 18, out += 32) {
+            const float d = half(row);
+            const uint8_t *q = row + 2;
+            for (int j = 0; j < 16; j++) {
+                out[j] = d * (float)((q[j] & 0xF) - 8);
+                out[j + 16] = d * (float)((q[j] >> 4) - 8);
+            }
+        }
+        return;
+    case T_Q4_1:
+        for (int64_t b = 0; b < cols / 32; b++, row += 20, out += 32) {
+            const float d = half(row), m = half(row + 2);
+            const uint8_t *q = row + 4;
+            for (int j = 0; j < 16; j++) {
+                out[j] = d * (float)(q[j] & 0xF) + m;
+                out[j + 16] = d * (float)(q[j] >> 4) + m;
+            }
+        }
+        return;
+    case T_Q4_K:
+        for (int64_t b = 0; b < cols / 256; b++, row += 144) {
+            const float d = half(row), dmin = half(row + 2);
+            const uint8_t *sc = row + 4, *q = row + 16;
+            /* 8 sub-blocks of 32, each with a 6-bit scale and min packed into 12 bytes */
+            for (int s = 0; s < 8; s += 2, q += 32) {
+                float dd[2], mm[2];
+                for (int k = 0; k < 2; k++) {
+                    int j = s + k;
+                    int scale, min;
+                    if (j < 4) {
+                        scale = sc[j] & 63;
+                        min = sc[j + 4] & 63;
+                    } else {
+                        scale = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
+                        min = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+                    }
+                    dd[k] = d * (float)scale;
+                    mm[k] = dmin * (float)min;
+                }
+                for (int l = 0; l < 32; l++) out[l] = dd[0] * (float)(q[l] & 0xF) - mm[0];
+                for (int l = 0; l < 32; l++) out[l + 32] = dd[1] * (float)(q[l] >> 4) - mm[1];
+                out += 64;
+            }
+        }
+        return;
+    case T_Q6_K:
+        for (int64_t b = 0; b < cols / 256; b++, row += 210) {
+            const uint8_t *ql = row, *qh = row + 128;
+            const int8_t *sc = (const int8_t *)(row + 192);
+            const float d = half(row + 208);
+            /* two halves of 128: 6-bit values from 4 low bits in ql and 2 high bits in qh */
+            for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, out += 128) {
+                for (int l = 0; l < 32; l++) {
+                    int is = l / 16;
+                    int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                    int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                    int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                    int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                    out[l] = d * (float)sc[is] * (float)q1;
+                    out[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                    out[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                    out[l + 96] = d * (float)sc[is + 6] * (float)q4;
+                }
+            }
+        }
+        return;
+    }
+}
+
+/* dot(row, x) for Q4_0 and Q4_1, without expanding the row: each block's integers meet
+ * x directly, 16 lanes at a time, and the block scale (and Q4_1's min, via the block sums of x in
+ * xsum) is applied per block. For decode, where each row meets one token. */
+static inline __attribute__((always_inline)) float dot_row32(int type, const uint8_t *row, int64_t cols,
+                                                              const float *x, const float *xsum) {
+    float acc[16] = {0};
+    float mins = 0.0f;
+    const int64_t blocks = cols / 32;
+    switch (type) {
+    case T_Q4_0:
+        for (int64_t b = 0; b < blocks; b++, row += 18, x += 32) {
+            const float d = half(row);
+            const uint8_t *q = row + 2;
+            for (int j = 0; j < 16; j++)
+                acc[j] += d * ((float)((q[j] & 0xF) - 8) * x[j] + (float)((q[j] >> 4) - 8) * x[j + 16]);
+        }
+        break;
+    case T_Q4_1:
+        for (int64_t b = 0; b < blocks; b++, row += 20, x += 32) {
+            const float d = half(row);
+            const uint8_t *q = row + 4;
+            mins += half(row + 2) * xsum[b];
+            for (int j = 0; j < 16; j++)
+                acc[j] += d * ((float)(q[j] & 0xF) * x[j] + (float)(q[j] >> 4) * x[j + 16]);
+        }
+        break;
+    }
+    float sum = mins;
+    for (int j = 0; j < 16; j++) sum += acc[j];
+    return sum;
+}
+
+/* Q8_0 is left to dequantize-then-dot, which measured faster for it (its int8 loads widen poorly). */
+static int is_block32(int type) { return type == T_Q4_0 || type == T_Q4_1; }
+
+/* One weight row against every token: y[t * rows] = dot(row, x[t]) for t < n. */
+ROW_CLONES
+static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const float *x, int64_t n,
+                             float *y, int64_t rows, float *tmp, const float *xsum) {
+    if (n < 4 && is_block32(type)) {
+        /* Few tokens: unpacking the row per token costs less than writing it out and reading it back. */
+        for (int64_t t = 0; t < n; t++) y[t * rows] = dot_row32(type, row, cols, x + t * cols, xsum + t * (cols / 32));
+        return;
+    }
+    dequantize_row(type, row, cols, tmp);
+    for (int64_t t = 0; t < n; t++) {
+        const float *xt = x + t * cols;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t k = 0; k < cols; k++) sum += tmp[k] * xt[k];
+        y[t * rows] = sum;
+    }
+}
+
+int bridge_matmul(const uint8_t *w, int type, int64_t rows, int64_t cols, const float *x, int64_t n,
+                  float *y, int n_threads) {
+    int64_t stride = bridge_row_bytes(type, cols);
+    if (stride == 0 || cols % block_elements(type) != 0) return -1;
+    /* Block sums of each token's x (n, cols/32): Q4_1's min term is min * sum(x over the block). */
+    float *xsum = malloc((size_t)(n * (cols / 32 + 1)) * sizeof(float));
+    if (!xsum) return -2;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t b = 0; b < cols / 32; b++) {
+            float s = 0.0f;
+            for (int j = 0; j < 32; j++) s += x[t * cols + b * 32 + j];
+            xsum[t * (cols / 32) + b] = s;
+        }
+    int failed = 0;
+#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1)
+    {
+        float *tmp = malloc((size_t)cols * sizeof(float));
+        if (!tmp) {
+#pragma omp atomic write
+            failed = 1;
+        } else {
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; r++)
+                row_times_tokens(type, w + r * stride, cols, x, n, y + r, rows, tmp, xsum);
+            free(tmp);
+        }
+    }
+    free(xsum);
+    return failed ? -2 : 0;
+}
+
+int bridge_cpu_level(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}

@@ -1,0 +1,113 @@
+"""The native kernels against the numpy reference, on random quantized blocks from hypothesis."""
+
+from __future__ import annotations
+
+import gguf
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from bridge.realm import native
+from bridge.realm.model import Tensor, matmul
+from bridge.realm.quants import dequantize
+
+T = gguf.GGMLQuantizationType
+NATIVE = [T.F32, T.F16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q6_K]
+# Offsets of each block's f16 scale fields, which the generator keeps finite and moderate.
+HALVES = {T.Q8_0: [0], T.Q4_0: [0], T.Q4_1: [0, 2], T.Q4_K: [0, 2], T.Q6_K: [208]}
+# Tolerance: |native - reference| <= 1e-5 * sum_k |w_k x_k| + 1e-6 (float32 sums in another order).
+RTOL = 1e-5
+
+pytestmark = pytest.mark.skipif(not native.available(), reason="the native kernels are not built")
+
+
+@st.composite
+def weights(draw: st.DrawFn, t: T) -> tuple[NDArray[np.uint8], int, int]:
+    """(raw rows (rows, row_bytes), rows, cols) of type t with finite, moderate values."""
+    block, size = gguf.GGML_QUANT_SIZES[t]
+    rows = draw(st.integers(1, 9))
+    blocks = draw(st.integers(1, 4))
+    cols = blocks * block
+    if t in (T.F32, T.F16):
+        dtype = np.float32 if t == T.F32 else np.float16
+        values = draw(st.lists(st.floats(-4, 4, width=16), min_size=rows * cols, max_size=rows * cols))
+        raw = np.array(values, dtype=dtype).view(np.uint8).reshape(rows, -1)
+        return raw, rows, cols
+    data = draw(st.binary(min_size=rows * blocks * size, max_size=rows * blocks * size))
+    raw = np.frombuffer(data, np.uint8).reshape(rows * blocks, size).copy()  # (rows*blocks, size)
+    for offset in HALVES[t]:
+        scales = draw(st.lists(st.floats(-2, 2, width=16), min_size=rows * blocks, max_size=rows * blocks))
+        raw[:, offset : offset + 2] = np.array(scales, np.float16).view(np.uint8).reshape(-1, 2)
+    return raw.reshape(rows, blocks * size), rows, cols
+
+
+@pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in NATIVE])
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_native_matmul_equals_the_numpy_reference(t: T, data: st.DataObject) -> None:
+    raw, rows, cols = data.draw(weights(t))
+    n = data.draw(st.integers(1, 5))
+    x = np.array(
+        data.draw(st.lists(st.floats(-8, 8, width=32), min_size=n * cols, max_size=n * cols)), np.float32
+    )
+    x = x.reshape(n, cols)  # (n, cols)
+    w = dequantize(raw, t).astype(np.float64)  # (rows, cols), the reference's weights
+    expected = x.astype(np.float64) @ w.T  # (n, rows)
+    got = native.matmul(x, raw, t, rows, cols)
+    bound = RTOL * (np.abs(x).astype(np.float64) @ np.abs(w).T) + 1e-6
+    assert got.shape == (n, rows) and got.dtype == np.float32
+    assert np.all(np.abs(got - expected) <= bound)
+
+
+def test_model_matmul_uses_the_chosen_path() -> None:
+    rng = np.random.default_rng(0)
+    raw = gguf.quants.quantize(rng.standard_normal((64, 256)).astype(np.float32), T.Q8_0)
+    w = Tensor("w", T.Q8_0, (256, 64), raw)
+    x = rng.standard_normal((3, 256)).astype(np.float32)
+    assert native.kernels() == "native"
+    fast = matmul(x, w)
+    native.use("numpy")
+    try:
+        slow = matmul(x, w)
+    finally:
+        native.use("native")
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="numpy or native"):
+        native.use("gpu")
+
+
+def test_cpu_path_is_reported() -> None:
+    assert native.cpu_path() in ("avx512", "avx2", "portable")
+    assert native.info()["threads"] >= 1
+
+
+def test_paris_answers_alike_on_both_kernel_paths() -> None:
+    from .conftest import run_cli
+
+    fast = run_cli("run", "examples/paris", "--kernels", "native")
+    slow = run_cli("run", "examples/paris", "--kernels", "numpy")
+    assert fast.returncode == 0 and slow.returncode == 0, fast.stderr + slow.stderr
+    assert fast.stdout == slow.stdout == "The capital of France is Paris.\n"
+
+
+def test_bench_reports_figures() -> None:
+    import json
+
+    from .conftest import run_cli
+
+    ran = run_cli("bench", "--runs", "1", "--long-prompt", "32", "--no-peer", "--json")
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    assert report["answer"] == "The capital of France is Paris."
+    assert report["prefill_tok_s"]["median"] > 0 and report["decode_tok_s"]["median"] > 0
+    assert report["long_prefill"]["tokens"] == 32 and report["long_prefill"]["tok_s"] > 0
+    assert set(report["share"]) == {"kernels", "host_other", "guest"}
+    assert abs(sum(report["share"].values()) - 1.0) < 1e-6
+    assert (
+        report["us_per_call"]["realm_forward_layer"] > 0
+        and report["calls_per_run"]["realm_forward_layer"] == 240
+    )
+    assert report["peak_rss"] > 0 and 0 < report["guest_memory"] < 2 << 20
+    assert report["peer"] is None
