@@ -349,9 +349,12 @@ def _run(args: argparse.Namespace) -> int:
                 _note_memory_cap(guest)
             if args.stats:
                 sys.stdout.flush()
-                stats = guest.context(realm).state.stats
+                state = guest.context(realm).state
                 sizes = [m.file_size for m in models.loaded()]
-                print(format_stats(stats, guest.memory.size, sizes[0] if sizes else None), file=sys.stderr)
+                report = format_stats(
+                    state.stats, guest.memory.size, sizes[0] if sizes else None, state.pool_summary()
+                )
+                print(report, file=sys.stderr)
 
 
 def _note_memory_cap(guest: Guest) -> None:

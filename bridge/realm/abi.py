@@ -144,9 +144,24 @@ class RealmStats:
 
 @dataclass
 class RealmState:
-    """What one guest instance holds: its stats (handles live in its Context)."""
+    """What one guest instance holds: its stats and the contexts it made (handles live in its Context)."""
 
     stats: RealmStats = field(default_factory=RealmStats)
+    contexts: list[KVContext] = field(default_factory=list)
+
+    def pool_summary(self) -> str:
+        """The scratch pools' counters, summed over this instance's contexts."""
+        totals: dict[str, list[float]] = {}
+        for kv in self.contexts:
+            for tier, s in kv.pool.stats.items():
+                t = totals.setdefault(tier, [0, 0, 0.0])
+                t[0] += s.hits
+                t[1] += s.misses
+                t[2] += s.bytes_reused
+        return "; ".join(
+            f"{tier} {h:.0f} hits/{m:.0f} misses, {b / 2**20:.1f} MiB reused"
+            for tier, (h, m, b) in totals.items()
+        )
 
 
 def _state(ctx: Context) -> RealmState:
@@ -285,6 +300,7 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
     def realm_context_new(ctx: Context, model: i32, n_ctx: u32) -> i32:
         """A new context (KV cache) for n_ctx positions -> context handle."""
         kv = _lookup(ctx, model, Model).new_context(n_ctx)
+        _state(ctx).contexts.append(kv)
         return ctx.handles.add(kv)
 
     def realm_context_free(ctx: Context, context: i32) -> i32:
@@ -326,7 +342,7 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
         h = ctx.view(hidden, n_tokens * c.n_embd, np.float32, parameter="hidden").reshape(n_tokens, c.n_embd)
         if layer == 0:
             _prefill_or_decode_started(_state(ctx).stats, n_tokens, position)
-        h[:] = kv.forward_layer(layer, h, position)
+        kv.forward_layer_inplace(layer, h, position)
         return 0
 
     def realm_compute_logits(
@@ -407,7 +423,7 @@ def _prefill_or_decode_started(stats: RealmStats, n_tokens: int, position: int) 
         stats.decode_tokens += n_tokens
 
 
-def format_stats(stats: RealmStats, guest_memory_bytes: int, model_bytes: int | None) -> str:
+def format_stats(stats: RealmStats, guest_memory_bytes: int, model_bytes: int | None, pools: str = "") -> str:
     """The --stats report."""
     lines = ["realm stats:"]
     pre, dec = stats.prefill_tok_s(), stats.decode_tok_s()
@@ -423,6 +439,8 @@ def format_stats(stats: RealmStats, guest_memory_bytes: int, model_bytes: int | 
         share = 100 * guest_memory_bytes / model_bytes
         mem += f", {share:.2f}% of the model file ({model_bytes / 2**20:.1f} MiB)"
     lines.append(mem)
+    if pools:
+        lines.append(f"  scratch pool: {pools}")
     return "\n".join(lines)
 
 

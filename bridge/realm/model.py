@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from ..errors import BridgeError
 from . import native
+from .pool import BufferPool
 from .quants import UnsupportedQuantError, dequantize, quant_type
 from .tokenizer import Tokenizer, TokenizerError
 
@@ -423,6 +424,8 @@ class KVContext:
         self.k = np.zeros((c.n_layer, n_ctx, kv_dim), np.float16)  # (n_layer, n_ctx, n_head_kv*head_dim)
         self.v = np.zeros((c.n_layer, n_ctx, kv_dim), np.float16)  # (n_layer, n_ctx, n_head_kv*head_dim)
         self.filled = [0] * c.n_layer  # positions of each layer's cache holding real keys
+        self.pool = BufferPool()  # scratch for the native layers
+        self._native: dict[int, native.Layer | None] = {}
         # RoPE tables, computed once: angle[p, i] = p * theta^(-2i/rope_dim).
         inv_freq = c.rope_theta ** (
             -np.arange(0, c.rope_dim, 2, dtype=np.float64) / c.rope_dim
@@ -457,8 +460,57 @@ class KVContext:
         Appends the tokens' keys and values to this context's cache and returns the new hidden
         states (n, n_embd). Raises RealmError(EINVAL) for a bad layer or position.
         """
+        out: F32 = np.array(hidden, dtype=np.float32)  # (n, d), a copy
+        self.forward_layer_inplace(layer, out, position)
+        return out
+
+    def _native_layer(self, layer: int) -> native.Layer | None:
+        if native.kernels() != "native":
+            return None
+        if layer not in self._native:
+            c, w = self.model.config, self.model.layers[layer]
+            tensors = [w.wq, w.wk, w.wv, w.wo, w.w_gate, w.w_up, w.w_down]
+            self._native[layer] = (
+                native.Layer(
+                    [(t.raw, t.qtype, t.rows, t.cols) for t in tensors],
+                    (w.attn_norm, w.ffn_norm),
+                    (self.k[layer], self.v[layer]),
+                    (self.cos, self.sin),
+                    (c.n_embd, c.n_head, c.n_head_kv, c.head_dim, c.rope_dim, c.n_ff),
+                    c.rms_eps,
+                )
+                if native.Layer.usable([t.qtype for t in tensors], c.head_dim)
+                else None
+            )
+        return self._native[layer]
+
+    def forward_layer_inplace(self, layer: int, hidden: F32, position: int) -> None:
+        """`forward_layer`, writing the new hidden states over `hidden` (n, n_embd).
+
+        On the native kernels the whole layer is one C call working in pooled scratch memory.
+        """
+        self._check(layer, hidden.shape[0], position)
+        fused = self._native_layer(layer)
+        flags = hidden.flags
+        if fused is not None and hidden.dtype == np.float32 and flags.c_contiguous and flags.writeable:
+            n = hidden.shape[0]
+            # Sized for the end position rounded up to 256, so decoding reuses one buffer for 256 steps.
+            scratch = self.pool.take(
+                fused.scratch_floats(n, min(self.n_ctx, -(-(position + n) // 256) * 256))
+            )
+            started = time.perf_counter()
+            try:
+                fused.forward(hidden, position, scratch)
+            finally:
+                KERNEL_TIME.seconds += time.perf_counter() - started
+                self.pool.give(scratch)
+            self.filled[layer] = position + n
+            return
+        hidden[:] = self._forward_layer_numpy(layer, hidden, position)
+
+    def _check(self, layer: int, n: int, position: int) -> None:
+        """Raises RealmError(EINVAL) for a bad layer, token count or position."""
         c = self.model.config
-        n = hidden.shape[0]
         if not 0 <= layer < c.n_layer:
             raise RealmError(f"layer {layer} is not in 0..{c.n_layer - 1}", EINVAL)
         if n == 0:
@@ -472,6 +524,11 @@ class KVContext:
                 f"position {position} leaves a gap: layer {layer} holds {self.filled[layer]} positions",
                 EINVAL,
             )
+
+    def _forward_layer_numpy(self, layer: int, hidden: F32, position: int) -> F32:
+        """The reference: hidden (n, n_embd) -> new hidden states (n, n_embd)."""
+        c = self.model.config
+        n = hidden.shape[0]
         w = self.model.layers[layer]
         hd, n_h, n_kv = c.head_dim, c.n_head, c.n_head_kv
         end = position + n

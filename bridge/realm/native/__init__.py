@@ -84,3 +84,75 @@ def matmul(
 
 def info() -> dict[str, Any]:
     return {"kernels": _choice, "native": available(), "cpu_path": cpu_path(), "threads": THREADS}
+
+
+class Layer:
+    """The cffi arguments of one transformer layer's fused native forward pass, made once per context.
+
+    `tensors` are (raw rows, ggml type, rows, cols) for q, k, v, output, gate, up, down; the caches are
+    this layer's (n_ctx, n_head_kv*head_dim) float16 slices.
+    """
+
+    def __init__(
+        self,
+        tensors: list[tuple[NDArray[np.uint8], int, int, int]],
+        norms: tuple[NDArray[np.float32], NDArray[np.float32]],
+        caches: tuple[NDArray[np.float16], NDArray[np.float16]],
+        rope_tables: tuple[NDArray[np.float32], NDArray[np.float32]],
+        dims: tuple[int, int, int, int, int, int],
+        eps: float,
+    ) -> None:
+        assert _native is not None
+        ffi = _native.ffi
+        self._keep: list[Any] = [tensors, norms, caches, rope_tables]  # the arrays behind the pointers
+        self.weights = ffi.new("bridge_weight[7]")
+        for i, (raw, qtype, rows, cols) in enumerate(tensors):
+            data = ffi.from_buffer("uint8_t[]", np.ascontiguousarray(raw))
+            self._keep.append(data)
+            self.weights[i].data = data
+            self.weights[i].type = int(qtype)
+            self.weights[i].rows = rows
+            self.weights[i].cols = cols
+        self.attn_norm, self.ffn_norm = (ffi.from_buffer("float[]", a) for a in norms)
+        self.k_cache, self.v_cache = (ffi.from_buffer("uint16_t[]", c.view(np.uint16)) for c in caches)
+        self.cos, self.sin = (ffi.from_buffer("float[]", t) for t in rope_tables)
+        self.dims = dims  # n_embd, n_head, n_head_kv, head_dim, rope_dim, n_ff
+        self.eps = eps
+
+    @staticmethod
+    def usable(types: list[int], head_dim: int) -> bool:
+        return _choice == "native" and all(supports(t) for t in types) and head_dim <= 512
+
+    def scratch_floats(self, n: int, end: int) -> int:
+        assert _native is not None
+        d, n_head, n_kv, head_dim, _, n_ff = self.dims
+        return int(_native.lib.bridge_layer_scratch(n, end, d, n_head, n_kv, head_dim, n_ff))
+
+    def forward(self, x: NDArray[np.float32], position: int, scratch: NDArray[np.float32]) -> None:
+        """Runs the layer in place on x (n, n_embd), a C-contiguous, writable float32 array."""
+        assert _native is not None
+        ffi, lib = _native.ffi, _native.lib
+        d, n_head, n_kv, head_dim, rope_dim, n_ff = self.dims
+        status = lib.bridge_layer_forward(
+            ffi.from_buffer("float[]", x, require_writable=True),
+            x.shape[0],
+            position,
+            self.attn_norm,
+            self.ffn_norm,
+            self.weights,
+            self.k_cache,
+            self.v_cache,
+            self.cos,
+            self.sin,
+            d,
+            n_head,
+            n_kv,
+            head_dim,
+            rope_dim,
+            n_ff,
+            self.eps,
+            ffi.from_buffer("float[]", scratch, require_writable=True),
+            THREADS,
+        )
+        if status != 0:
+            raise RuntimeError(f"native layer forward failed with status {status}")

@@ -9,6 +9,7 @@
  * the loader picks the best the CPU has (gcc target_clones). The numpy code in quants.py/model.py is
  * the reference; tests/test_native.py keeps the two equal.
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,8 @@ static int64_t block_bytes(int type) {
 }
 
 int bridge_supports(int type) { return block_elements(type) != 0; }
+
+static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, float *y, int n_threads);
 
 int64_t bridge_row_bytes(int type, int64_t cols) {
     int64_t be = block_elements(type);
@@ -220,6 +223,14 @@ static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const f
 
 int bridge_matmul(const uint8_t *w, int type, int64_t rows, int64_t cols, const float *x, int64_t n,
                   float *y, int n_threads) {
+    bridge_weight weight = {w, type, rows, cols};
+    return matmul_weight(&weight, x, n, y, n_threads);
+}
+
+static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, float *y, int n_threads) {
+    const uint8_t *w = wt->data;
+    const int type = wt->type;
+    const int64_t rows = wt->rows, cols = wt->cols;
     int64_t stride = bridge_row_bytes(type, cols);
     if (stride == 0 || cols % block_elements(type) != 0) return -1;
     /* Block sums of each token's x (n, cols/32): Q4_1's min term is min * sum(x over the block). */
@@ -258,4 +269,135 @@ int bridge_cpu_level(void) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
 #endif
     return 0;
+}
+
+
+/* --- one transformer layer, fused -------------------------------------------------------------------- */
+
+/* float to IEEE half, rounding to nearest even, as numpy's astype(float16) does. */
+static inline uint16_t to_half(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xFF, man = x & 0x7FFFFF;
+    if (exp == 0xFF) return (uint16_t)(sign | 0x7C00 | (man ? 0x200 | (man >> 13) : 0));
+    int32_t e = (int32_t)exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7C00);
+    if (e <= 0) {
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t half_man = man >> shift, rest = man & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        if (rest > halfway || (rest == halfway && (half_man & 1))) half_man++;
+        return (uint16_t)(sign | half_man);
+    }
+    uint32_t h = sign | ((uint32_t)e << 10) | (man >> 13), rest = man & 0x1FFF;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++; /* may carry into the exponent: still right */
+    return (uint16_t)h;
+}
+
+static inline float from_half(uint16_t h) {
+    uint8_t b[2] = {(uint8_t)(h & 0xFF), (uint8_t)(h >> 8)};
+    return half(b);
+}
+
+static void rmsnorm(const float *x, const float *weight, int64_t n, int64_t d, float eps, float *out) {
+    for (int64_t t = 0; t < n; t++) {
+        double ss = 0.0;
+        for (int64_t i = 0; i < d; i++) ss += (double)x[t * d + i] * x[t * d + i];
+        const float scale = (float)(1.0 / sqrt(ss / (double)d + eps));
+        for (int64_t i = 0; i < d; i++) out[t * d + i] = x[t * d + i] * scale * weight[i];
+    }
+}
+
+/* Adjacent pairs (2i, 2i+1) of each head's first rope_dim dims, at positions position.. */
+static void rope(float *v, int64_t n, int64_t heads, int64_t head_dim, int64_t rope_dim, int64_t position,
+                 const float *cos_t, const float *sin_t) {
+    const int64_t half_dim = rope_dim / 2;
+    for (int64_t t = 0; t < n; t++) {
+        const float *c = cos_t + (position + t) * half_dim, *s = sin_t + (position + t) * half_dim;
+        for (int64_t h = 0; h < heads; h++) {
+            float *p = v + (t * heads + h) * head_dim;
+            for (int64_t i = 0; i < half_dim; i++) {
+                const float x0 = p[2 * i], x1 = p[2 * i + 1];
+                p[2 * i] = x0 * c[i] - x1 * s[i];
+                p[2 * i + 1] = x0 * s[i] + x1 * c[i];
+            }
+        }
+    }
+}
+
+int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
+                         const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
+                         const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                         int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads) {
+    const int64_t d = n_embd, qd = n_head * head_dim, kvd = n_head_kv * head_dim, end = position + n;
+    const int64_t group = n_head / n_head_kv;
+    if (head_dim > 512 || rope_dim > head_dim || group * n_head_kv != n_head) return -1;
+    /* scratch (floats): h (n,d) | q (n,qd) | k (n,kvd) | v (n,kvd) | attn (n,qd) | gate (n,n_ff) |
+     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, end) */
+    float *h = scratch, *q = h + n * d, *k = q + n * qd, *v = k + n * kvd, *attn = v + n * kvd;
+    float *gate = attn + n * qd, *up = gate + n * n_ff, *out = up + n * n_ff, *probs = out + n * d;
+    int rc = 0;
+
+    /* attention rmsnorm; q, k, v projections; rotary embedding of q and k */
+    rmsnorm(x, attn_norm, n, d, eps, h);
+    rc |= matmul_weight(&w[0], h, n, q, n_threads);
+    rc |= matmul_weight(&w[1], h, n, k, n_threads);
+    rc |= matmul_weight(&w[2], h, n, v, n_threads);
+    if (rc) return rc;
+    rope(q, n, n_head, head_dim, rope_dim, position, cos_t, sin_t);
+    rope(k, n, n_head_kv, head_dim, rope_dim, position, cos_t, sin_t);
+    /* append to the f16 KV cache */
+    for (int64_t i = 0; i < n * kvd; i++) {
+        k_cache[position * kvd + i] = to_half(k[i]);
+        v_cache[position * kvd + i] = to_half(v[i]);
+    }
+    /* grouped-query attention, causal: token t sees positions <= position + t. As in the numpy
+     * reference (and ggml's f16 path), q meets the f16 keys as f16 and the weights meet the f16 values
+     * as f16. */
+    const float scale = (float)(1.0 / sqrt((double)head_dim));
+#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static)
+    for (int64_t job = 0; job < n * n_head; job++) {
+        const int64_t t = job / n_head, hh = job % n_head, kvh = hh / group, limit = position + t + 1;
+        float qf[512];
+        const float *qv = q + t * qd + hh * head_dim;
+        for (int64_t i = 0; i < head_dim; i++) qf[i] = from_half(to_half(qv[i]));
+        float *p = probs + job * end, top = -INFINITY, sum = 0.0f;
+        for (int64_t s = 0; s < limit; s++) {
+            const uint16_t *kv = k_cache + s * kvd + kvh * head_dim;
+            float dot = 0.0f;
+            for (int64_t i = 0; i < head_dim; i++) dot += qf[i] * from_half(kv[i]);
+            p[s] = dot * scale;
+            if (p[s] > top) top = p[s];
+        }
+        for (int64_t s = 0; s < limit; s++) {
+            p[s] = expf(p[s] - top);
+            sum += p[s];
+        }
+        float *o = attn + t * qd + hh * head_dim;
+        for (int64_t i = 0; i < head_dim; i++) o[i] = 0.0f;
+        for (int64_t s = 0; s < limit; s++) {
+            const float weight = from_half(to_half(p[s] / sum));
+            const uint16_t *vv = v_cache + s * kvd + kvh * head_dim;
+            for (int64_t i = 0; i < head_dim; i++) o[i] += weight * from_half(vv[i]);
+        }
+    }
+    /* output projection, residual */
+    rc |= matmul_weight(&w[3], attn, n, out, n_threads);
+    for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
+    /* feed-forward rmsnorm, SwiGLU, residual */
+    rmsnorm(x, ffn_norm, n, d, eps, h);
+    rc |= matmul_weight(&w[4], h, n, gate, n_threads);
+    rc |= matmul_weight(&w[5], h, n, up, n_threads);
+    if (rc) return rc;
+    for (int64_t i = 0; i < n * n_ff; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    rc |= matmul_weight(&w[6], gate, n, out, n_threads);
+    for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
+    return rc;
+}
+
+int64_t bridge_layer_scratch(int64_t n, int64_t end, int64_t n_embd, int64_t n_head, int64_t n_head_kv,
+                             int64_t head_dim, int64_t n_ff) {
+    const int64_t qd = n_head * head_dim, kvd = n_head_kv * head_dim;
+    return n * (2 * n_embd + 2 * qd + 2 * kvd + 2 * n_ff) + n * n_head * end;
 }

@@ -1,6 +1,19 @@
 /* The native kernels' C interface (see kernels.c); _build.py hands these declarations to cffi. */
+typedef struct {
+    const uint8_t *data; /* rows of ggml blocks, as in the GGUF file */
+    int type;            /* ggml type id */
+    int64_t rows, cols;
+} bridge_weight;
+
 int bridge_supports(int type);
 int64_t bridge_row_bytes(int type, int64_t cols);
 int bridge_matmul(const uint8_t *w, int type, int64_t rows, int64_t cols, const float *x, int64_t n,
                   float *y, int n_threads);
 int bridge_cpu_level(void);
+/* weights w[7]: q, k, v, output, gate, up, down; x (n, n_embd) is updated in place */
+int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
+                         const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
+                         const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                         int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads);
+int64_t bridge_layer_scratch(int64_t n, int64_t end, int64_t n_embd, int64_t n_head, int64_t n_head_kv,
+                             int64_t head_dim, int64_t n_ff);
