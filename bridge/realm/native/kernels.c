@@ -25,8 +25,17 @@
 /* ggml type ids (ggml.h), as gguf's GGMLQuantizationType numbers them */
 enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14 };
 
-/* IEEE half to float, exact for every input (subnormals, inf, nan). */
-static inline float half(const uint8_t *p) {
+/* IEEE half to float, exact for every input (subnormals, inf, nan). Where the compiler has _Float16
+ * the clones built for x86-64-v3/v4 turn this into one F16C instruction: block scales are read once per
+ * 32 weights, so a branchy conversion there costs as much as the arithmetic. */
+#if defined(__FLT16_MAX__)
+static inline __attribute__((always_inline)) float half(const uint8_t *p) {
+    _Float16 h;
+    memcpy(&h, p, sizeof h);
+    return (float)h;
+}
+#else
+static inline __attribute__((always_inline)) float half(const uint8_t *p) {
     uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
     if (exp == 0x1F) {
@@ -47,6 +56,7 @@ static inline float half(const uint8_t *p) {
     memcpy(&f, &bits, sizeof f);
     return f;
 }
+#endif
 
 static int64_t block_elements(int type) {
     switch (type) {
@@ -275,7 +285,7 @@ int bridge_cpu_level(void) {
 /* --- one transformer layer, fused -------------------------------------------------------------------- */
 
 /* float to IEEE half, rounding to nearest even, as numpy's astype(float16) does. */
-static inline uint16_t to_half(float f) {
+static inline __attribute__((always_inline)) uint16_t to_half(float f) {
     uint32_t x;
     memcpy(&x, &f, sizeof x);
     uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xFF, man = x & 0x7FFFFF;
@@ -295,7 +305,7 @@ static inline uint16_t to_half(float f) {
     return (uint16_t)h;
 }
 
-static inline float from_half(uint16_t h) {
+static inline __attribute__((always_inline)) float from_half(uint16_t h) {
     uint8_t b[2] = {(uint8_t)(h & 0xFF), (uint8_t)(h >> 8)};
     return half(b);
 }
@@ -326,35 +336,13 @@ static void rope(float *v, int64_t n, int64_t heads, int64_t head_dim, int64_t r
     }
 }
 
-int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
-                         const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
-                         const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                         int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads) {
-    const int64_t d = n_embd, qd = n_head * head_dim, kvd = n_head_kv * head_dim, end = position + n;
-    const int64_t group = n_head / n_head_kv;
-    if (head_dim > 512 || rope_dim > head_dim || group * n_head_kv != n_head) return -1;
-    /* scratch (floats): h (n,d) | q (n,qd) | k (n,kvd) | v (n,kvd) | attn (n,qd) | gate (n,n_ff) |
-     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, end) */
-    float *h = scratch, *q = h + n * d, *k = q + n * qd, *v = k + n * kvd, *attn = v + n * kvd;
-    float *gate = attn + n * qd, *up = gate + n * n_ff, *out = up + n * n_ff, *probs = out + n * d;
-    int rc = 0;
-
-    /* attention rmsnorm; q, k, v projections; rotary embedding of q and k */
-    rmsnorm(x, attn_norm, n, d, eps, h);
-    rc |= matmul_weight(&w[0], h, n, q, n_threads);
-    rc |= matmul_weight(&w[1], h, n, k, n_threads);
-    rc |= matmul_weight(&w[2], h, n, v, n_threads);
-    if (rc) return rc;
-    rope(q, n, n_head, head_dim, rope_dim, position, cos_t, sin_t);
-    rope(k, n, n_head_kv, head_dim, rope_dim, position, cos_t, sin_t);
-    /* append to the f16 KV cache */
-    for (int64_t i = 0; i < n * kvd; i++) {
-        k_cache[position * kvd + i] = to_half(k[i]);
-        v_cache[position * kvd + i] = to_half(v[i]);
-    }
-    /* grouped-query attention, causal: token t sees positions <= position + t. As in the numpy
-     * reference (and ggml's f16 path), q meets the f16 keys as f16 and the weights meet the f16 values
-     * as f16. */
+/* Grouped-query attention over the f16 cache for tokens at position.., causal: token t sees positions
+ * <= position + t. As in the numpy reference (and ggml's f16 path), q meets the f16 keys as f16 and the
+ * weights meet the f16 values as f16. Cloned per SIMD level like the matmul rows: it converts halves. */
+ROW_CLONES
+static void attention(const float *q, float *attn, float *probs, const uint16_t *k_cache, const uint16_t *v_cache,
+                      int64_t n, int64_t position, int64_t n_head, int64_t group, int64_t head_dim, int64_t qd,
+                      int64_t kvd, int64_t end, int n_threads) {
     const float scale = (float)(1.0 / sqrt((double)head_dim));
 #pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static)
     for (int64_t job = 0; job < n * n_head; job++) {
@@ -382,6 +370,36 @@ int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *att
             for (int64_t i = 0; i < head_dim; i++) o[i] += weight * from_half(vv[i]);
         }
     }
+}
+
+int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
+                         const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
+                         const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                         int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads) {
+    const int64_t d = n_embd, qd = n_head * head_dim, kvd = n_head_kv * head_dim, end = position + n;
+    const int64_t group = n_head / n_head_kv;
+    if (head_dim > 512 || rope_dim > head_dim || group * n_head_kv != n_head) return -1;
+    /* scratch (floats): h (n,d) | q (n,qd) | k (n,kvd) | v (n,kvd) | attn (n,qd) | gate (n,n_ff) |
+     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, end) */
+    float *h = scratch, *q = h + n * d, *k = q + n * qd, *v = k + n * kvd, *attn = v + n * kvd;
+    float *gate = attn + n * qd, *up = gate + n * n_ff, *out = up + n * n_ff, *probs = out + n * d;
+    int rc = 0;
+
+    /* attention rmsnorm; q, k, v projections; rotary embedding of q and k */
+    rmsnorm(x, attn_norm, n, d, eps, h);
+    rc |= matmul_weight(&w[0], h, n, q, n_threads);
+    rc |= matmul_weight(&w[1], h, n, k, n_threads);
+    rc |= matmul_weight(&w[2], h, n, v, n_threads);
+    if (rc) return rc;
+    rope(q, n, n_head, head_dim, rope_dim, position, cos_t, sin_t);
+    rope(k, n, n_head_kv, head_dim, rope_dim, position, cos_t, sin_t);
+    /* append to the f16 KV cache */
+    for (int64_t i = 0; i < n * kvd; i++) {
+        k_cache[position * kvd + i] = to_half(k[i]);
+        v_cache[position * kvd + i] = to_half(v[i]);
+    }
+    /* grouped-query attention */
+    attention(q, attn, probs, k_cache, v_cache, n, position, n_head, group, head_dim, qd, kvd, end, n_threads);
     /* output projection, residual */
     rc |= matmul_weight(&w[3], attn, n, out, n_threads);
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
