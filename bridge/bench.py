@@ -202,6 +202,7 @@ def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: b
                 "guest_memory": memory,
             }
         )
+    peak_rss = _peak_rss()  # Paris alone: before the long prefill's buffers and the peer's model
     long = _long_prefill(model, long_prompt) if long_prompt else None
     report: dict[str, Any] = {
         "model": str(path),
@@ -220,7 +221,7 @@ def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: b
         "share": {
             k: statistics.median(r[f"share_{k}"] for r in results) for k in ("kernels", "host_other", "guest")
         },
-        "peak_rss": _peak_rss(),
+        "peak_rss": peak_rss,
         "guest_memory": results[-1]["guest_memory"],
         "peer": _llama_cpp(str(path), runs, long_prompt, results[-1]["decode_tokens"]) if peer else None,
     }
@@ -318,7 +319,8 @@ def format_paris(r: dict[str, Any]) -> str:
     for name, us in sorted(r["us_per_call"].items(), key=lambda item: -item[1]):
         lines.append(f"    {name:<22} {us:>10.1f}  ({r['calls_per_run'][name]} calls per run)")
     lines.append(
-        f"  peak RSS {r['peak_rss'] / 2**20:.1f} MiB (model file {r['model_bytes'] / 2**20:.1f} MiB), "
+        f"  peak RSS running Paris {r['peak_rss'] / 2**20:.1f} MiB "
+        f"(model file {r['model_bytes'] / 2**20:.1f} MiB), "
         f"guest memory {r['guest_memory'] / 2**20:.2f} MiB"
     )
     peer = r["peer"]

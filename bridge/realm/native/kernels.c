@@ -212,10 +212,62 @@ static inline __attribute__((always_inline)) float dot_row32(int type, const uin
 /* Q8_0 is left to dequantize-then-dot, which measured faster for it (its int8 loads widen poorly). */
 static int is_block32(int type) { return type == T_Q4_0 || type == T_Q4_1; }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#define HAVE_AVX512_DOTS 1
+
+/* The same dots as dot_row32 and Q8_0's, written out for AVX-512: 16 lanes per instruction, the
+ * block scale applied with one FMA per block. Used when bridge_cpu_level() says AVX-512 is there. */
+__attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
+static float dot_avx512(int type, const uint8_t *row, int64_t cols, const float *x, const float *xsum) {
+    __m512 acc = _mm512_setzero_ps();
+    float mins = 0.0f;
+    const int64_t blocks = cols / 32;
+    const __m512i low = _mm512_set1_epi32(0xF);
+    for (int64_t b = 0; b < blocks; b++, x += 32) {
+        __m512 lo, hi;
+        float d;
+        if (type == T_Q8_0) {
+            d = _cvtsh_ss(*(const uint16_t *)row);
+            lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 2))));
+            hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 18))));
+            row += 34;
+        } else {
+            const int offset = type == T_Q4_1 ? 4 : 2;
+            d = _cvtsh_ss(*(const uint16_t *)row);
+            const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + offset)));
+            lo = _mm512_cvtepi32_ps(_mm512_and_si512(q, low));
+            hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4));
+            if (type == T_Q4_0) {
+                lo = _mm512_sub_ps(lo, _mm512_set1_ps(8.0f));
+                hi = _mm512_sub_ps(hi, _mm512_set1_ps(8.0f));
+            } else {
+                mins += _cvtsh_ss(*(const uint16_t *)(row + 2)) * xsum[b];
+            }
+            row += offset + 16;
+        }
+        __m512 t = _mm512_mul_ps(lo, _mm512_loadu_ps(x));
+        t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 16), t);
+        acc = _mm512_fmadd_ps(t, _mm512_set1_ps(d), acc);
+    }
+    return _mm512_reduce_add_ps(acc) + mins;
+}
+#endif
+
+static int cpu_level = -1;
+
 /* One weight row against every token: y[t * rows] = dot(row, x[t]) for t < n. */
 ROW_CLONES
 static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const float *x, int64_t n,
                              float *y, int64_t rows, float *tmp, const float *xsum) {
+#ifdef HAVE_AVX512_DOTS
+    /* With AVX-512 the fused dots beat dequantize-then-dot at every batch size measured (1 to 512). */
+    if (cpu_level == 2 && (is_block32(type) || type == T_Q8_0)) {
+        for (int64_t t = 0; t < n; t++)
+            y[t * rows] = dot_avx512(type, row, cols, x + t * cols, xsum + t * (cols / 32));
+        return;
+    }
+#endif
     if (n < 4 && is_block32(type)) {
         /* Few tokens: unpacking the row per token costs less than writing it out and reading it back. */
         for (int64_t t = 0; t < n; t++) y[t * rows] = dot_row32(type, row, cols, x + t * cols, xsum + t * (cols / 32));
@@ -241,6 +293,7 @@ static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, flo
     const uint8_t *w = wt->data;
     const int type = wt->type;
     const int64_t rows = wt->rows, cols = wt->cols;
+    if (cpu_level < 0) cpu_level = bridge_cpu_level();
     int64_t stride = bridge_row_bytes(type, cols);
     if (stride == 0 || cols % block_elements(type) != 0) return -1;
     /* Block sums of each token's x (n, cols/32): Q4_1's min term is min * sum(x over the block). */
@@ -336,11 +389,16 @@ static void rope(float *v, int64_t n, int64_t heads, int64_t head_dim, int64_t r
     }
 }
 
-/* Grouped-query attention over the f16 cache for tokens at position.., causal: token t sees positions
- * <= position + t. As in the numpy reference (and ggml's f16 path), q meets the f16 keys as f16 and the
+ROW_CLONES
+static void widen_halves(const uint16_t *in, float *out, int64_t count) {
+    for (int64_t i = 0; i < count; i++) out[i] = from_half(in[i]);
+}
+
+/* Grouped-query attention for tokens at position.., causal: token t sees positions <= position + t.
+ * keys/values are the f16 cache's first `end` rows, widened to float once per call. As in the numpy reference (and ggml's f16 path), q meets the f16 keys as f16 and the
  * weights meet the f16 values as f16. Cloned per SIMD level like the matmul rows: it converts halves. */
 ROW_CLONES
-static void attention(const float *q, float *attn, float *probs, const uint16_t *k_cache, const uint16_t *v_cache,
+static void attention(const float *q, float *attn, float *probs, const float *keys, const float *values,
                       int64_t n, int64_t position, int64_t n_head, int64_t group, int64_t head_dim, int64_t qd,
                       int64_t kvd, int64_t end, int n_threads) {
     const float scale = (float)(1.0 / sqrt((double)head_dim));
@@ -352,9 +410,10 @@ static void attention(const float *q, float *attn, float *probs, const uint16_t 
         for (int64_t i = 0; i < head_dim; i++) qf[i] = from_half(to_half(qv[i]));
         float *p = probs + job * end, top = -INFINITY, sum = 0.0f;
         for (int64_t s = 0; s < limit; s++) {
-            const uint16_t *kv = k_cache + s * kvd + kvh * head_dim;
+            const float *kv = keys + s * kvd + kvh * head_dim;
             float dot = 0.0f;
-            for (int64_t i = 0; i < head_dim; i++) dot += qf[i] * from_half(kv[i]);
+#pragma omp simd reduction(+ : dot)
+            for (int64_t i = 0; i < head_dim; i++) dot += qf[i] * kv[i];
             p[s] = dot * scale;
             if (p[s] > top) top = p[s];
         }
@@ -366,8 +425,9 @@ static void attention(const float *q, float *attn, float *probs, const uint16_t 
         for (int64_t i = 0; i < head_dim; i++) o[i] = 0.0f;
         for (int64_t s = 0; s < limit; s++) {
             const float weight = from_half(to_half(p[s] / sum));
-            const uint16_t *vv = v_cache + s * kvd + kvh * head_dim;
-            for (int64_t i = 0; i < head_dim; i++) o[i] += weight * from_half(vv[i]);
+            const float *vv = values + s * kvd + kvh * head_dim;
+#pragma omp simd
+            for (int64_t i = 0; i < head_dim; i++) o[i] += weight * vv[i];
         }
     }
 }
@@ -380,9 +440,10 @@ int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *att
     const int64_t group = n_head / n_head_kv;
     if (head_dim > 512 || rope_dim > head_dim || group * n_head_kv != n_head) return -1;
     /* scratch (floats): h (n,d) | q (n,qd) | k (n,kvd) | v (n,kvd) | attn (n,qd) | gate (n,n_ff) |
-     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, end) */
+     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, end) | keys (end,kvd) | values (end,kvd) */
     float *h = scratch, *q = h + n * d, *k = q + n * qd, *v = k + n * kvd, *attn = v + n * kvd;
     float *gate = attn + n * qd, *up = gate + n * n_ff, *out = up + n * n_ff, *probs = out + n * d;
+    float *keys = probs + n * n_head * end, *values = keys + end * kvd;
     int rc = 0;
 
     /* attention rmsnorm; q, k, v projections; rotary embedding of q and k */
@@ -398,8 +459,10 @@ int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *att
         k_cache[position * kvd + i] = to_half(k[i]);
         v_cache[position * kvd + i] = to_half(v[i]);
     }
-    /* grouped-query attention */
-    attention(q, attn, probs, k_cache, v_cache, n, position, n_head, group, head_dim, qd, kvd, end, n_threads);
+    /* grouped-query attention, on the cache widened to float once for all heads and tokens */
+    widen_halves(k_cache, keys, end * kvd);
+    widen_halves(v_cache, values, end * kvd);
+    attention(q, attn, probs, keys, values, n, position, n_head, group, head_dim, qd, kvd, end, n_threads);
     /* output projection, residual */
     rc |= matmul_weight(&w[3], attn, n, out, n_threads);
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
@@ -417,5 +480,5 @@ int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *att
 int64_t bridge_layer_scratch(int64_t n, int64_t end, int64_t n_embd, int64_t n_head, int64_t n_head_kv,
                              int64_t head_dim, int64_t n_ff) {
     const int64_t qd = n_head * head_dim, kvd = n_head_kv * head_dim;
-    return n * (2 * n_embd + 2 * qd + 2 * kvd + 2 * n_ff) + n * n_head * end;
+    return n * (2 * n_embd + 2 * qd + 2 * kvd + 2 * n_ff) + n * n_head * end + 2 * end * kvd;
 }
