@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Iterator
 
 import gguf
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
@@ -46,10 +47,21 @@ def weights(draw: st.DrawFn, t: T) -> tuple[NDArray[np.uint8], int, int]:
     return raw.reshape(rows, blocks * size), rows, cols
 
 
+@pytest.fixture(params=["avx512", "portable"])
+def cpu_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each native path this machine can run: the hand-written AVX-512 dots, and the compiler-vectorised
+    row kernels beneath them (capping the level does not touch those clones)."""
+    if request.param == "avx512" and native.cpu_path() != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    native.cap_cpu_path(request.param)
+    yield request.param
+    native.cap_cpu_path("avx512")
+
+
 @pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in NATIVE])
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_native_matmul_equals_the_numpy_reference(t: T, data: st.DataObject) -> None:
+def test_native_matmul_equals_the_numpy_reference(t: T, data: st.DataObject, cpu_path: str) -> None:
     raw, rows, cols = data.draw(weights(t))
     n = data.draw(st.integers(1, 5))
     x = np.array(

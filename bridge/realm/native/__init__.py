@@ -53,6 +53,13 @@ def cpu_path() -> str:
     return CPU_LEVELS[_native.lib.bridge_cpu_level()] if _native is not None else "none"
 
 
+def cap_cpu_path(path: str) -> None:
+    """Keeps the hand-written SIMD paths at or below `path` (avx512, avx2, portable); for tests."""
+    assert _native is not None
+    levels = {name: level for level, name in CPU_LEVELS.items()}
+    _native.lib.bridge_cap_cpu_level(levels[path])
+
+
 def supports(qtype: int) -> bool:
     return _native is not None and bool(_native.lib.bridge_supports(int(qtype)))
 

@@ -256,6 +256,12 @@ static float dot_avx512(int type, const uint8_t *row, int64_t cols, const float 
 
 static int cpu_level = -1;
 
+/* Caps the level the hand-written paths use (tests run the compiler-vectorised paths this way). */
+void bridge_cap_cpu_level(int level) {
+    int have = bridge_cpu_level();
+    cpu_level = level < have ? level : have;
+}
+
 /* One weight row against every token: y[t * rows] = dot(row, x[t]) for t < n. */
 ROW_CLONES
 static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const float *x, int64_t n,
