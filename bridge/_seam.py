@@ -30,16 +30,29 @@ from .limits import MAX_MEMORY_LIMIT
 DEFAULT_RESERVATION = MAX_MEMORY_LIMIT
 
 
+# The wasm features bridge's engine enables. No threads: host views assume one thread touches a memory.
+FEATURES = {
+    "wasm_memory64": True,
+    "wasm_multi_memory": True,
+    "wasm_simd": True,
+    "wasm_relaxed_simd": True,
+    "wasm_bulk_memory": True,
+    "wasm_threads": False,
+}
+
+
+def feature_config(**overrides: bool) -> wasmtime.Config:
+    """A Config with bridge's wasm features, some overridden (`bridge features` probes with these)."""
+    config = wasmtime.Config()
+    for name, on in {**FEATURES, **overrides}.items():
+        setattr(config, name, on)
+    return config
+
+
 @functools.lru_cache(maxsize=8)
 def make_engine(reservation: int = DEFAULT_RESERVATION) -> wasmtime.Engine:
     """The engine every guest runs on: memory64, multi-memory, and memories that never move."""
-    config = wasmtime.Config()
-    config.wasm_memory64 = True
-    config.wasm_multi_memory = True
-    config.wasm_simd = True
-    config.wasm_relaxed_simd = True
-    config.wasm_bulk_memory = True
-    config.wasm_threads = False  # no shared memories: host views assume one thread touches a memory
+    config = feature_config()
     config.memory_may_move = False
     config.memory_reservation = reservation
     config.cranelift_opt_level = "speed"

@@ -56,13 +56,7 @@ _PROBES: dict[str, tuple[str, Callable[[wasmtime.Config], None] | None]] = {
 
 def _config(off: str | None = None) -> wasmtime.Config:
     """Every probed feature on, except `off`."""
-    config = wasmtime.Config()
-    config.wasm_memory64 = True
-    config.wasm_multi_memory = True
-    config.wasm_simd = True
-    config.wasm_relaxed_simd = True
-    config.wasm_threads = True
-    config.wasm_bulk_memory = True
+    config = _seam.feature_config(wasm_threads=True)
     switch_off = _PROBES[off][1] if off is not None else None
     if switch_off is not None:
         switch_off(config)
