@@ -217,24 +217,31 @@ static int is_block32(int type) { return type == T_Q4_0 || type == T_Q4_1; }
 #define HAVE_AVX512_DOTS 1
 
 /* The same dots as dot_row32 and Q8_0's, written out for AVX-512: 16 lanes per instruction, the
- * block scale applied with one FMA per block. Used when bridge_cpu_level() says AVX-512 is there. */
-__attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
-static float dot_avx512(int type, const uint8_t *row, int64_t cols, const float *x, const float *xsum) {
-    __m512 acc = _mm512_setzero_ps();
-    float mins = 0.0f;
+ * block scale applied with one FMA per block. Each block is unpacked once for K tokens (x rows
+ * x_stride apart), so a prefill batch reuses the unpacked weights from registers. Used when
+ * bridge_cpu_level() says AVX-512 is there. */
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
+AVX512 static inline __attribute__((always_inline)) void dots_avx512(int type, const uint8_t *row, int64_t cols,
+                                                                      const float *x, int64_t x_stride,
+                                                                      const float *xsum, int64_t xsum_stride,
+                                                                      int k, float *out) {
+    __m512 acc[4];
+    float mins[4];
+    for (int j = 0; j < k; j++) {
+        acc[j] = _mm512_setzero_ps();
+        mins[j] = 0.0f;
+    }
     const int64_t blocks = cols / 32;
     const __m512i low = _mm512_set1_epi32(0xF);
-    for (int64_t b = 0; b < blocks; b++, x += 32) {
+    for (int64_t b = 0; b < blocks; b++) {
         __m512 lo, hi;
-        float d;
+        const float d = _cvtsh_ss(*(const uint16_t *)row);
         if (type == T_Q8_0) {
-            d = _cvtsh_ss(*(const uint16_t *)row);
             lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 2))));
             hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 18))));
             row += 34;
         } else {
             const int offset = type == T_Q4_1 ? 4 : 2;
-            d = _cvtsh_ss(*(const uint16_t *)row);
             const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + offset)));
             lo = _mm512_cvtepi32_ps(_mm512_and_si512(q, low));
             hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4));
@@ -242,15 +249,36 @@ static float dot_avx512(int type, const uint8_t *row, int64_t cols, const float 
                 lo = _mm512_sub_ps(lo, _mm512_set1_ps(8.0f));
                 hi = _mm512_sub_ps(hi, _mm512_set1_ps(8.0f));
             } else {
-                mins += _cvtsh_ss(*(const uint16_t *)(row + 2)) * xsum[b];
+                const float m = _cvtsh_ss(*(const uint16_t *)(row + 2));
+                for (int j = 0; j < k; j++) mins[j] += m * xsum[j * xsum_stride + b];
             }
             row += offset + 16;
         }
-        __m512 t = _mm512_mul_ps(lo, _mm512_loadu_ps(x));
-        t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + 16), t);
-        acc = _mm512_fmadd_ps(t, _mm512_set1_ps(d), acc);
+        const __m512 scale = _mm512_set1_ps(d);
+        for (int j = 0; j < k; j++) {
+            const float *xj = x + j * x_stride + b * 32;
+            __m512 t = _mm512_mul_ps(lo, _mm512_loadu_ps(xj));
+            t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xj + 16), t);
+            acc[j] = _mm512_fmadd_ps(t, scale, acc[j]);
+        }
     }
-    return _mm512_reduce_add_ps(acc) + mins;
+    for (int j = 0; j < k; j++) out[j] = _mm512_reduce_add_ps(acc[j]) + mins[j];
+}
+
+/* One weight row against all n tokens, four at a time. */
+AVX512 static void row_avx512(int type, const uint8_t *row, int64_t cols, const float *x, int64_t n, float *y,
+                              int64_t rows, const float *xsum) {
+    const int64_t per = cols / 32;
+    float out[4];
+    int64_t t = 0;
+    for (; t + 4 <= n; t += 4) {
+        dots_avx512(type, row, cols, x + t * cols, cols, xsum + t * per, per, 4, out);
+        for (int j = 0; j < 4; j++) y[(t + j) * rows] = out[j];
+    }
+    for (; t < n; t++) {
+        dots_avx512(type, row, cols, x + t * cols, cols, xsum + t * per, per, 1, out);
+        y[t * rows] = out[0];
+    }
 }
 #endif
 
@@ -269,8 +297,7 @@ static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const f
 #ifdef HAVE_AVX512_DOTS
     /* With AVX-512 the fused dots beat dequantize-then-dot at every batch size measured (1 to 512). */
     if (cpu_level == 2 && (is_block32(type) || type == T_Q8_0)) {
-        for (int64_t t = 0; t < n; t++)
-            y[t * rows] = dot_avx512(type, row, cols, x + t * cols, xsum + t * (cols / 32));
+        row_avx512(type, row, cols, x, n, y, rows, xsum);
         return;
     }
 #endif
