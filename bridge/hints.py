@@ -55,7 +55,6 @@ class Array:
     memory: MemoryRef = None
     dtype: Any = None
     writable: bool = False
-    readable: bool = True
     ctype: str | None = None
 
 
@@ -66,7 +65,7 @@ def In(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str 
 
 def Out(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str | None = None) -> Array:
     """An output array: a writable view the function fills."""
-    return Array(count, memory, dtype, writable=True, readable=False, ctype=ctype)
+    return Array(count, memory, dtype, writable=True, ctype=ctype)
 
 
 def InOut(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str | None = None) -> Array:

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from ..hints import In, Out, Pointer, i32, u32, usize
 from ..host import Context, HandleError, HostFunctions
-from .model import EBADF, EINVAL, ENOENT, ENOMEM, F32, KVContext, Model, ModelError, RealmError
+from .model import EBADF, EINVAL, ENOENT, ENOMEM, KVContext, Model, ModelError, RealmError
 
 ABI_VERSION = 1
 ERROR_CODES = {"REALM_EINVAL": EINVAL, "REALM_EBADF": EBADF, "REALM_ENOENT": ENOENT, "REALM_ENOMEM": ENOMEM}
@@ -448,7 +448,6 @@ __all__ = [
     "ABI_VERSION",
     "DEFAULT_MODEL",
     "ERROR_CODES",
-    "F32",
     "MODEL_INFO_FIELDS",
     "ModelError",
     "ModelStore",
