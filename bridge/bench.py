@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 import numpy as np
-import wasmtime
 from numpy.typing import NDArray
 
 from . import _seam
@@ -78,30 +77,21 @@ def _typed_registry() -> HostFunctions:
 
 def hostcall(calls: int = 20000, runs: int = 7) -> HostcallResult:
     """Measures both variants `runs` times, interleaved; returns µs per call of every run."""
-    engine = _seam.make_engine()
-    module = wasmtime.Module(engine, _LOOP_WAT)
-    typed = Guest(wasmtime.wat2wasm(_LOOP_WAT), hosts=[_typed_registry()])
-    typed_loop = typed.func("loop")
+    typed = Guest(_seam.wat2wasm(_LOOP_WAT), hosts=[_typed_registry()])
+    raw = _seam.raw_hostcall_loop(_LOOP_WAT)
 
-    raw_store = wasmtime.Store(engine)
-    i32_t = wasmtime.ValType.i32()
-    raw_f = wasmtime.Func(raw_store, wasmtime.FuncType([i32_t] * 4, [i32_t]), lambda a, b, out, n: 0)
-    raw_instance = wasmtime.Instance(raw_store, module, [raw_f])
-    raw_loop = raw_instance.exports(raw_store)["loop"]
-    assert isinstance(raw_loop, wasmtime.Func)
-
-    def timed(fn: wasmtime.Func, store: wasmtime.Store) -> float:
+    def timed_typed(n: int) -> float:
         start = time.perf_counter()
-        fn(store, calls)
-        return (time.perf_counter() - start) / calls * 1e6
+        typed.call("loop", n)
+        return (time.perf_counter() - start) / n * 1e6
 
     # Warm-up: first calls bind the typed path and fault in pages.
-    timed(typed_loop, typed.store)
-    timed(raw_loop, raw_store)
+    timed_typed(calls)
+    raw(calls)
     typed_us, raw_us = [], []
     for _ in range(runs):
-        typed_us.append(timed(typed_loop, typed.store))
-        raw_us.append(timed(raw_loop, raw_store))
+        typed_us.append(timed_typed(calls))
+        raw_us.append(raw(calls))
     typed.close()
     return HostcallResult(calls, runs, typed_us, raw_us)
 

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -18,11 +19,30 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import toolchain
-from .errors import BridgeError, GuestExit, GuestTrap, HostError
+from . import _seam, toolchain
+from .errors import BridgeError, GuestExit, GuestInterrupted, GuestTimeout, GuestTrap, HostError
 from .guest import Guest, load_module
 from .host import HostFunctions
-from .limits import DEFAULT_MAX_MEMORY, MAX_MEMORY_LIMIT, PAGE, HostMemory, format_bytes, parse_size
+from .limits import (
+    DEFAULT_MAX_HOST_MEMORY,
+    DEFAULT_MAX_INSTANCES,
+    DEFAULT_MAX_MEMORIES,
+    DEFAULT_MAX_MEMORY,
+    DEFAULT_MAX_TABLE_ELEMENTS,
+    DEFAULT_MAX_TABLES,
+    MAX_MEMORY_LIMIT,
+    PAGE,
+    TABLE_ELEMENT_BYTES,
+    HostMemory,
+    Limits,
+    format_bytes,
+    parse_seconds,
+    parse_size,
+)
+
+# Exit codes beyond the guest's own: a time limit (as coreutils' timeout), and SIGINT (128 + 2).
+EXIT_TIMEOUT = 124
+EXIT_INTERRUPTED = 130
 
 PROG = "bridge"
 
@@ -66,8 +86,16 @@ def _parser() -> argparse.ArgumentParser:
         "--dir",
         action="append",
         default=[],
-        metavar="HOST_DIR[::GUEST_DIR]",
-        help="give the guest a host directory (default: no file system access)",
+        metavar="HOST_DIR[::GUEST_DIR][:ro]",
+        help="give the guest a host directory, read-write, or read-only with a trailing :ro "
+        "(repeatable; default: no file system access)",
+    )
+    run.add_argument(
+        "--stdin",
+        default="inherit",
+        metavar="inherit|null|FILE",
+        help="what the guest reads as stdin: this process's (inherit, the default), nothing (null), "
+        "or a file",
     )
     run.add_argument(
         "--env",
@@ -103,6 +131,34 @@ def _parser() -> argparse.ArgumentParser:
         help="cap on each guest memory's growth; past it memory.grow fails (returns -1) "
         f"(default: {format_bytes(DEFAULT_MAX_MEMORY)}; at most {format_bytes(MAX_MEMORY_LIMIT)}; "
         "wasm32 guests stop at 4 GiB regardless)",
+    )
+    run.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help="wall-clock limit for the whole run (e.g. 2, 0.5, 30s, 5m); past it the guest is stopped "
+        f"and bridge exits {EXIT_TIMEOUT} (default: none)",
+    )
+    run.add_argument(
+        "--fuel",
+        metavar="N",
+        help="deterministic instruction budget (fuel units, about one per wasm instruction); when it is "
+        "spent the guest is stopped and bridge exits 1 (default: unmetered)",
+    )
+    run.add_argument(
+        "--max-table-elements",
+        metavar="N",
+        default=str(DEFAULT_MAX_TABLE_ELEMENTS),
+        help=f"cap on each table's elements; table.grow fails past it (default: {DEFAULT_MAX_TABLE_ELEMENTS:,}, "
+        f"and never more than --max-memory / {TABLE_ELEMENT_BYTES} bytes per element). A guest may also "
+        f"create at most {DEFAULT_MAX_INSTANCES} instances, {DEFAULT_MAX_TABLES} tables and "
+        f"{DEFAULT_MAX_MEMORIES} memories",
+    )
+    run.add_argument(
+        "--max-host-memory",
+        metavar="SIZE",
+        default=format_bytes(DEFAULT_MAX_HOST_MEMORY).replace(" ", ""),
+        help="cap on the host-side state the guest holds through realm_* calls (contexts, KV caches); "
+        f"past it they return REALM_ENOMEM (default: {format_bytes(DEFAULT_MAX_HOST_MEMORY)})",
     )
     run.add_argument(
         "--stats",
@@ -255,9 +311,19 @@ def _resolve_guest(args: argparse.Namespace) -> tuple[Path, str, list[HostFuncti
     return path, origin, hosts
 
 
-def _parse_dir(spec: str) -> tuple[str, str]:
+def _parse_dir(spec: str) -> tuple[str, str, bool]:
+    """HOST[::GUEST][:ro|:rw] -> (host, guest, read_only)."""
+    read_only = False
+    for suffix, ro in ((":ro", True), (":rw", False)):
+        if spec.endswith(suffix) and not spec.endswith(":" + suffix):
+            spec, read_only = spec[: -len(suffix)], ro
+            break
     host_dir, _, guest_dir = spec.partition("::")
-    return host_dir, guest_dir or host_dir
+    if not host_dir:
+        raise UsageError(f"--dir {spec}: expected HOST_DIR[::GUEST_DIR][:ro]")
+    if not Path(host_dir).is_dir():
+        raise UsageError(f"--dir {host_dir}: not a directory")
+    return host_dir, guest_dir or host_dir, read_only
 
 
 def _parse_env(spec: str) -> tuple[str, str]:
@@ -267,10 +333,11 @@ def _parse_env(spec: str) -> tuple[str, str]:
     return name, value
 
 
+_INT_BITS = {"i32": 32, "i64": 64}
+
+
 def _invoke(guest: Guest, name: str, raw_args: Sequence[str]) -> None:
-    func = guest.func(name)
-    ty = func.type(guest.store)
-    params = [str(t) for t in ty.params]
+    params, _ = guest.signature(name)
     if len(raw_args) != len(params):
         raise UsageError(
             f"--invoke {name}: takes {len(params)} argument(s) ({', '.join(params)}), got {len(raw_args)}"
@@ -278,9 +345,22 @@ def _invoke(guest: Guest, name: str, raw_args: Sequence[str]) -> None:
     values: list[Any] = []
     for text, kind in zip(raw_args, params, strict=True):
         try:
-            values.append(float(text) if kind in ("f32", "f64") else int(text, 0))
+            value: Any = float(text) if kind in ("f32", "f64") else int(text, 0)
         except ValueError:
             raise UsageError(f"--invoke {name}: {text!r} is not a valid {kind}") from None
+        bits = _INT_BITS.get(kind)
+        if bits is not None:
+            # Signed or unsigned spellings are both accepted; anything wider is refused, not truncated.
+            if not -(1 << (bits - 1)) <= value < 1 << bits:
+                raise UsageError(
+                    f"--invoke {name}: {text} does not fit in {kind} "
+                    f"({-(1 << (bits - 1))} to {(1 << bits) - 1})"
+                )
+            if value >= 1 << (bits - 1):
+                value -= 1 << bits
+        elif kind not in ("f32", "f64"):
+            raise UsageError(f"--invoke {name}: cannot pass a {kind} from the command line")
+        values.append(value)
     if "_initialize" in guest.exports():
         guest.call("_initialize")
     result = guest.call(name, *values)
@@ -298,11 +378,64 @@ def _parse_model(spec: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def _limits(args: argparse.Namespace) -> Limits:
+    """The run's Limits from its flags. Raises UsageError naming the flag that is wrong."""
+    values: dict[str, Any] = {}
+    try:
+        values["max_memory"] = parse_size(args.max_memory)
+    except ValueError as exc:
+        raise UsageError(f"--max-memory: {exc}") from None
+    if not 0 < values["max_memory"] <= MAX_MEMORY_LIMIT:
+        raise UsageError(
+            f"--max-memory {args.max_memory}: must be above 0 and at most {format_bytes(MAX_MEMORY_LIMIT)}"
+        )
+    try:
+        values["max_host_memory"] = parse_size(args.max_host_memory)
+    except ValueError as exc:
+        raise UsageError(f"--max-host-memory: {exc}") from None
+    if args.timeout is not None:
+        try:
+            values["timeout"] = parse_seconds(args.timeout)
+        except ValueError as exc:
+            raise UsageError(f"--timeout: {exc}") from None
+    for flag, name, text in (
+        ("--fuel", "fuel", args.fuel),
+        ("--max-table-elements", "max_table_elements", args.max_table_elements),
+    ):
+        if text is None:
+            continue
+        value = _parse_count(text)
+        if value is None or value <= 0 or value >= 1 << 63:
+            raise UsageError(f"{flag} {text[:40]}: expected a whole number from 1 to 2**63 - 1")
+        values[name] = value
+    try:
+        return Limits(**values)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _parse_count(text: str) -> int | None:
+    digits = text.replace("_", "").replace(",", "").strip()
+    if not digits.isdigit() or len(digits) > 20:
+        return None
+    return int(digits)
+
+
+def _stdin(spec: str) -> str:
+    if spec in ("inherit", "null"):
+        return spec
+    if not Path(spec).is_file():
+        raise UsageError(f"--stdin {spec}: expected inherit, null or an existing file")
+    return spec
+
+
 def _run(args: argparse.Namespace) -> int:
     from .realm.abi import ModelStore, format_stats, realm_functions
 
+    limits = _limits(args)
+    stdin = _stdin(args.stdin)
     models = ModelStore(dict(_parse_model(m) for m in args.model))
-    realm = realm_functions(models)
+    realm = realm_functions(models)  # TEMP
     _use_kernels(args.kernels)
     path, origin, hosts = _resolve_guest(args)
     module = load_module(path, origin=origin)
@@ -312,13 +445,8 @@ def _run(args: argparse.Namespace) -> int:
     env = dict(_parse_env(e) for e in args.env)
     try:
         memory = HostMemory.parse(args.memory) if args.memory else None
-        max_memory = parse_size(args.max_memory)
     except ValueError as exc:
-        raise UsageError(f"--memory/--max-memory: {exc}") from None
-    if not 0 < max_memory <= MAX_MEMORY_LIMIT:
-        raise UsageError(
-            f"--max-memory {args.max_memory}: must be above 0 and at most {format_bytes(MAX_MEMORY_LIMIT)}"
-        )
+        raise UsageError(f"--memory: {exc}") from None
     sys.stdout.flush()
     # User registries come last, so they can replace a realm function of the same name.
     with Guest(
@@ -327,9 +455,9 @@ def _run(args: argparse.Namespace) -> int:
         argv=[Path(args.guest).name, *args.args],
         env=env,
         dirs=dirs,
-        stdin=True,
+        stdin=stdin,
         memory=memory,
-        max_memory=max_memory,
+        limits=limits,
     ) as guest:
         code = 1
         try:
@@ -345,7 +473,7 @@ def _run(args: argparse.Namespace) -> int:
             code = guest.run()
             return code
         finally:
-            if code != 0:
+            if code != 0 and not _seam.interrupted():
                 _note_memory_cap(guest)
             if args.stats:
                 sys.stdout.flush()
@@ -466,16 +594,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif guest_args:
         parser.error(f"unrecognized arguments: -- {' '.join(guest_args)}")
     handlers = {"run": _run, "build": _build, "bench": _bench, "features": _features}
+    _seam.reset_interrupt()
+    previous = _install_sigint()
     try:
         return handlers[args.command](args)
     except GuestExit as exit_:
         return exit_.code
+    except (GuestInterrupted, KeyboardInterrupt) as exc:
+        if args.debug:
+            traceback.print_exception(exc)
+        _interrupted()
+        return EXIT_INTERRUPTED
+    except GuestTimeout as exc:
+        _report(exc, args.debug)
+        return EXIT_TIMEOUT
     except (BridgeError, OSError) as exc:
         _report(exc, args.debug)
         return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    finally:
+        _restore_sigint(previous)
+
+
+def _interrupted() -> None:
+    sys.stdout.flush()
+    print(f"\n{PROG}: interrupted", file=sys.stderr, flush=True)
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    # Inside a guest call the main thread may be deep in wasm, where no exception can be raised: ask
+    # every running guest to stop at its next epoch check (within a tick), and let the call unwind.
+    _seam.interrupt_all()
+    if not _seam.in_guest():
+        raise KeyboardInterrupt
+
+
+def _install_sigint() -> Any:
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, _on_sigint)
+
+
+def _restore_sigint(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGINT, previous)
 
 
 def entrypoint() -> None:

@@ -101,3 +101,25 @@ class GuestExit(BridgeError):
     def __init__(self, code: int) -> None:
         super().__init__(f"guest exited with code {code}")
         self.code = code
+
+
+class GuestTimeout(GuestTrap):
+    """The guest ran past its wall-clock limit (`timeout`, `--timeout`) and was stopped. `limit` is it."""
+
+    def __init__(self, message: str, frames: Sequence[str] = (), *, limit: float = 0.0) -> None:
+        super().__init__(message, frames, "interrupt")
+        self.limit = limit
+
+
+class GuestInterrupted(GuestTrap):
+    """The guest was interrupted (Ctrl-C, or `Guest.interrupt()` from another thread)."""
+
+    def __init__(self, message: str = "guest interrupted", frames: Sequence[str] = ()) -> None:
+        super().__init__(message, frames, "interrupt")
+
+
+class OutOfFuel(GuestTrap):
+    """The guest spent its fuel budget (`fuel`, `--fuel`): a deterministic instruction limit."""
+
+    def __init__(self, message: str, frames: Sequence[str] = ()) -> None:
+        super().__init__(message, frames, "out_of_fuel")

@@ -11,84 +11,35 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import wasmtime
-
 from . import _seam
-from ._seam import first_line
-from .errors import ModuleError
-from .guest import WASI_MODULE, _describe_import
-from .limits import PAGE, format_bytes
+from ._seam.module import describe_module, engine_validates, to_binary
+from .guest import WASI_MODULE
+from .limits import format_bytes
 
-
-def _off(config: wasmtime.Config, *settings: str) -> None:
-    # A feature others build on goes off together with them (relaxed SIMD needs SIMD).
-    for name in settings:
-        setattr(config, name, False)
-
-
-# feature -> (probe module, how to switch it off in a Config, or None when it cannot be: wasmtime
-# aborts the process on a config without bulk memory, which reference types and more depend on)
-_PROBES: dict[str, tuple[str, Callable[[wasmtime.Config], None] | None]] = {
-    "memory64": ("(module (memory i64 1))", lambda c: setattr(c, "wasm_memory64", False)),
-    "multi-memory": ("(module (memory 1) (memory 1))", lambda c: setattr(c, "wasm_multi_memory", False)),
-    "simd": (
-        "(module (func (result v128) (v128.const i32x4 0 0 0 0)))",
-        lambda c: _off(c, "wasm_relaxed_simd", "wasm_simd"),
-    ),
+# feature -> a module that uses it
+_PROBES: dict[str, str] = {
+    "memory64": "(module (memory i64 1))",
+    "multi-memory": "(module (memory 1) (memory 1))",
+    "simd": "(module (func (result v128) (v128.const i32x4 0 0 0 0)))",
     "relaxed-simd": (
-        "(module (func (param v128 v128) (result v128) (i8x16.relaxed_swizzle (local.get 0) (local.get 1))))",
-        lambda c: setattr(c, "wasm_relaxed_simd", False),
+        "(module (func (param v128 v128) (result v128) (i8x16.relaxed_swizzle (local.get 0) (local.get 1))))"
     ),
-    "threads": (
-        "(module (memory 1 1 shared) (func (result i32) (i32.atomic.load (i32.const 0))))",
-        lambda c: setattr(c, "wasm_threads", False),
-    ),
-    "bulk-memory": (
-        "(module (memory 1) (func (memory.copy (i32.const 0) (i32.const 0) (i32.const 0))))",
-        None,
-    ),
+    "threads": "(module (memory 1 1 shared) (func (result i32) (i32.atomic.load (i32.const 0))))",
+    "bulk-memory": "(module (memory 1) (func (memory.copy (i32.const 0) (i32.const 0) (i32.const 0))))",
 }
-
-
-def _config(off: str | None = None) -> wasmtime.Config:
-    """Every probed feature on, except `off`."""
-    config = _seam.feature_config(wasm_threads=True)
-    switch_off = _PROBES[off][1] if off is not None else None
-    if switch_off is not None:
-        switch_off(config)
-    return config
-
-
-def _valid(engine: wasmtime.Engine, wasm: bytes) -> bool:
-    try:
-        wasmtime.Module.validate(engine, wasm)
-    except wasmtime.WasmtimeError:
-        return False
-    return True
 
 
 def read_binary(path: Path, origin: str) -> bytes:
     """The module's binary, from a .wasm file or converted from text. Raises ModuleError."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ModuleError(f"{origin}: cannot read: {exc.strerror}") from None
-    if data[:4] == b"\0asm":
-        return data
-    try:
-        return bytes(wasmtime.wat2wasm(data.decode("utf-8")))
-    except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
-        raise ModuleError(f"{origin}: not a WebAssembly module: {first_line(exc)}") from None
+    return to_binary(_seam.read_module_file(path, origin), origin)
 
 
 def engine_support() -> dict[str, bool]:
     """Which features bridge's engine accepts."""
-    engine = _seam.make_engine()
-    return {name: _valid(engine, bytes(wasmtime.wat2wasm(wat))) for name, (wat, _) in _PROBES.items()}
+    return {name: engine_validates(_seam.wat2wasm(wat)) for name, wat in _PROBES.items()}
 
 
 def module_report(wasm: bytes, origin: str, provided: dict[str, set[str]]) -> dict[str, Any]:
@@ -98,31 +49,29 @@ def module_report(wasm: bytes, origin: str, provided: dict[str, set[str]]) -> di
     """
     from .wasmfile import read_memories
 
-    memories = read_memories(wasm, origin)
-    everything = wasmtime.Engine(_config())
-    if not _valid(everything, wasm):
+    if not _seam.feature_validates(wasm):
         return {"module": origin, "valid": False, "can_run": False, "problems": ["not a valid module"]}
+    memories = read_memories(wasm, origin)
     uses = [
         name
-        for name, (_, off) in _PROBES.items()
-        if off and not _valid(wasmtime.Engine(_config(off=name)), wasm)
+        for name, settings in _seam.FEATURE_SETTINGS.items()
+        if settings and not _seam.feature_validates(wasm, off=name)
     ]
-    module = wasmtime.Module(everything, wasm)
-    imports = [_describe_import(imp) for imp in module.imports]
-    exports = [f"{e.name} ({type(e.type).__name__.removesuffix('Type').lower()})" for e in module.exports]
+    imports, exported = describe_module(wasm)
+    exports = [f"{e.name} ({e.kind})" for e in exported]
 
     problems = []
     support = engine_support()
     problems += [f"uses {name}, which this engine does not enable" for name in uses if not support[name]]
-    for imp in module.imports:
-        if isinstance(imp.type, wasmtime.MemoryType):
+    for imp in imports:
+        if imp.kind == "memory":
             continue  # the host creates imported memories
         if imp.module == WASI_MODULE:
             if any(m.is64 for m in memories):
                 problems.append(f"imports {imp.module}.{imp.name}, but WASI preview 1 is 32-bit only")
             continue
-        if (imp.name or "") not in provided.get(imp.module, set()):
-            problems.append(f"imports {_describe_import(imp)}, which no built-in host function provides")
+        if imp.name not in provided.get(imp.module, set()):
+            problems.append(f"imports {imp.describe()}, which no built-in host function provides")
     return {
         "module": origin,
         "valid": True,
@@ -133,8 +82,9 @@ def module_report(wasm: bytes, origin: str, provided: dict[str, set[str]]) -> di
                 "index_type": "i64" if m.is64 else "i32",
                 "min_pages": m.minimum,
                 "max_pages": m.maximum,
-                "min_bytes": m.minimum * PAGE,
-                "max_bytes": None if m.maximum is None else m.maximum * PAGE,
+                "page_size": m.page_size,
+                "min_bytes": m.minimum * m.page_size,
+                "max_bytes": None if m.maximum is None else m.maximum * m.page_size,
                 "shared": m.shared,
                 "imported": ".".join(m.imported_as) if m.imported_as else None,
                 "exported": m.exports,
@@ -142,7 +92,7 @@ def module_report(wasm: bytes, origin: str, provided: dict[str, set[str]]) -> di
             for m in memories
         ],
         "uses": uses,
-        "imports": imports,
+        "imports": [imp.describe() for imp in imports],
         "exports": exports,
         "can_run": not problems,
         "problems": problems,

@@ -10,22 +10,21 @@ what the guest wants, what the host has, and the nearest names, instead of wasmt
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import numpy as np
-import wasmtime
 from numpy.typing import NDArray
 
 from . import _seam
-from .errors import GuestExit, LinkError, ModuleError
+from .errors import GuestExit, LinkError
 from .hints import In, MemoryRef, Out, i32, u32, usize
 from .host import Context, HostFunction, HostFunctions
-from .limits import DEFAULT_MAX_MEMORY, MAX_MEMORY_LIMIT, HostMemory, format_bytes
+from .limits import HostMemory, Limits
 from .memory import GuestMemory
 from .wasmfile import MemoryInfo, read_memories
 
@@ -34,12 +33,26 @@ WASI_MODULE = "wasi_snapshot_preview1"
 
 @dataclass
 class GuestModule:
-    """A compiled guest module and what bridge read from its binary."""
+    """A validated guest module and what bridge read from its binary."""
 
-    module: wasmtime.Module
-    wasm: bytes
-    origin: str
+    compiled: _seam.CompiledModule
     memories: list[MemoryInfo]
+
+    @property
+    def wasm(self) -> bytes:
+        return self.compiled.wasm
+
+    @property
+    def origin(self) -> str:
+        return self.compiled.origin
+
+    @property
+    def imports(self) -> list[_seam.ExternInfo]:
+        return self.compiled.imports
+
+    @property
+    def exports(self) -> list[_seam.ExternInfo]:
+        return self.compiled.exports
 
     @property
     def is64(self) -> bool:
@@ -49,30 +62,21 @@ class GuestModule:
 
 
 def load_module(
-    source: str | os.PathLike[str] | bytes | bytearray,
-    *,
-    engine: wasmtime.Engine | None = None,
-    origin: str | None = None,
+    source: str | os.PathLike[str] | bytes | bytearray, *, origin: str | None = None
 ) -> GuestModule:
-    """Reads and compiles a guest module from a path or from bytes (binary or text format).
+    """Reads, validates and compiles a guest module from a path or from bytes (binary or text format).
 
-    `origin` names it in messages (default: the path). Raises ModuleError when the file is missing or
-    is not a valid module.
+    `origin` names it in messages (default: the path). Raises ModuleError when the file is missing, is
+    not a regular file, or is not a valid module; the message carries wasmtime's whole reason.
     """
-    engine = engine or _seam.make_engine()
     if isinstance(source, (bytes, bytearray)):
-        wasm, origin = bytes(source), origin or "<bytes>"
+        data, origin = bytes(source), origin or "<bytes>"
     else:
         path = os.fspath(source)
         origin = origin or path
-        try:
-            wasm = Path(path).read_bytes()
-        except OSError as exc:
-            raise ModuleError(f"{origin}: cannot read: {exc.strerror}") from None
-    module = _seam.compile_module(engine, wasm, origin)
-    if wasm[:4] != b"\0asm":  # text format: the binary is wasmtime's own encoding of it
-        wasm = bytes(wasmtime.wat2wasm(wasm.decode("utf-8")))
-    return GuestModule(module, wasm, origin, read_memories(wasm, origin))
+        data = _seam.read_module_file(path, origin)
+    compiled = _seam.compile_module(data, origin)
+    return GuestModule(compiled, read_memories(compiled.wasm, origin))
 
 
 def _default_memory(memories: Sequence[MemoryInfo]) -> MemoryInfo | None:
@@ -93,28 +97,30 @@ def _find_memory(memories: Sequence[MemoryInfo], ref: MemoryRef) -> MemoryInfo |
     return None
 
 
-def _valtype_names(types: Sequence[wasmtime.ValType]) -> list[str]:
-    return [str(t) for t in types]
-
-
-def _describe_import(imp: wasmtime.ImportType) -> str:
-    ty = imp.type
-    if isinstance(ty, wasmtime.FuncType):
-        results = ", ".join(_valtype_names(ty.results)) or "()"
-        return f"{imp.module}.{imp.name} ({', '.join(_valtype_names(ty.params))}) -> {results}"
-    kind = type(ty).__name__.removesuffix("Type").lower()
-    return f"{imp.module}.{imp.name} ({kind})"
-
-
 # --- bridge's own runtime imports -------------------------------------------------------------------
 
+
+@dataclass
+class _Runtime:
+    """The state behind the `bridge.*` imports: the guest's arguments and output descriptors."""
+
+    argv: list[str]
+    fds: dict[int, int] = field(default_factory=lambda: {1: 1, 2: 2})
+
+
 system = HostFunctions("bridge")
+
+
+def _runtime(ctx: Context) -> _Runtime:
+    state = ctx.state
+    assert isinstance(state, _Runtime)
+    return state
 
 
 @system.function(name="write")
 def _write(ctx: Context, fd: i32, data: Annotated[NDArray[np.uint8], In("length")], length: usize) -> i32:
     """Writes to the guest's stdout (1) or stderr (2); returns the bytes written, -1 for another fd."""
-    out = ctx.guest.output_fd(fd)
+    out = _runtime(ctx).fds.get(fd)
     if out is None:
         return -1
     view = data.data
@@ -130,31 +136,41 @@ def _exit(code: i32) -> None:
 
 @system.function(name="args_count")
 def _args_count(ctx: Context) -> i32:
-    return len(ctx.guest.argv)
+    return len(_runtime(ctx).argv)
 
 
 @system.function(name="arg_get")
 def _arg_get(ctx: Context, index: u32, out: Annotated[NDArray[np.uint8], Out("cap")], cap: usize) -> i32:
     """Argument `index` as UTF-8: returns its length, and writes it only when it fits in `cap`."""
-    if index >= len(ctx.guest.argv):
+    argv = _runtime(ctx).argv
+    if index >= len(argv):
         return -1
-    raw = ctx.guest.argv[index].encode()
+    raw = argv[index].encode()
     if len(raw) <= cap:
         out[: len(raw)] = np.frombuffer(raw, np.uint8)
     return len(raw)
+
+
+Dir = tuple[str, str] | tuple[str, str, bool]
 
 
 class Guest:
     """One instance of a guest module in its own store.
 
     `argv[0]` is the program name the guest sees. `stdout`/`stderr` are file paths to write the guest's
-    output to (default: this process's). `dirs` maps host directories to guest paths; the guest sees no
-    file system beyond them. `max_memory` caps the bytes each of its memories may grow to (default
-    DEFAULT_MAX_MEMORY, 16 GiB; at most MAX_MEMORY_LIMIT, 64 GiB): past it, memory.grow returns -1.
-    A memory the guest imports is created by the host, as `memory` says (default: the guest's own
+    output to (default: this process's). `stdin` is "null" (the default: reads see end of file),
+    "inherit" (this process's stdin; True means the same) or a file path. `dirs` maps host directories to
+    guest paths, as (host, guest) or (host, guest, read_only); the guest sees no file system beyond
+    them. A memory the guest imports is created by the host, as `memory` says (default: the guest's own
     declared limits, with its index type).
 
-    Raises ModuleError for an invalid module and LinkError when its imports cannot be satisfied.
+    `limits` bounds the guest (see `bridge.Limits`: time, fuel, memories, tables, instances);
+    `max_memory`, `timeout` and `fuel`, when given, override the same fields of `limits`. The time limit
+    applies to each top-level `call` (and to instantiation); the fuel budget to the guest's whole life.
+
+    Raises ModuleError for an invalid module, LinkError when its imports cannot be satisfied, and
+    ValueError for a limit out of range. Use it as a context manager, or call `close()`, to free its
+    store at once; nothing else keeps a closed guest alive.
     """
 
     def __init__(
@@ -164,94 +180,94 @@ class Guest:
         hosts: Sequence[HostFunctions] = (),
         argv: Sequence[str] = ("guest",),
         env: Mapping[str, str] | None = None,
-        dirs: Sequence[tuple[str, str]] = (),
+        dirs: Sequence[Dir] = (),
         stdout: str | os.PathLike[str] | None = None,
         stderr: str | os.PathLike[str] | None = None,
-        stdin: bool = False,
+        stdin: bool | str = "null",
         memory: HostMemory | None = None,
-        max_memory: int = DEFAULT_MAX_MEMORY,
+        limits: Limits | None = None,
+        max_memory: int | None = None,
+        timeout: float | None = None,
+        fuel: int | None = None,
     ) -> None:
-        if not 0 < max_memory <= MAX_MEMORY_LIMIT:
-            raise ValueError(f"max_memory must be between 1 byte and {format_bytes(MAX_MEMORY_LIMIT)}")
+        overrides: dict[str, Any] = {"max_memory": max_memory, "timeout": timeout, "fuel": fuel}
+        self.limits = dataclasses.replace(
+            limits or Limits(), **{k: v for k, v in overrides.items() if v is not None}
+        )
         self.module = module if isinstance(module, GuestModule) else load_module(module)
         self.argv = list(argv)
-        self._slot = _seam.TrapSlot()
+        self._closed = False
         self._files: list[int] = []
-        self._fds = {1: 1, 2: 2}
-        self.store = wasmtime.Store(_seam.make_engine())
-        self.max_memory = max_memory
-        self.store.set_limits(memory_size=max_memory)
-        self.store.set_wasi(self._wasi_config(env or {}, dirs, stdout, stderr, stdin))
-        linker = wasmtime.Linker(self.store.engine)
-        linker.define_wasi()
+        self._contexts: dict[int, Context] = {}
+        self._memories: dict[int, GuestMemory] = {}
+        self._host_memories: dict[int, _seam.MemoryAccess] = {}
+        self._instance: _seam.Instance | None = None
+        try:
+            self._set_up(hosts, env or {}, dirs, stdout, stderr, stdin, memory)
+        except BaseException:
+            self.close()
+            raise
 
+    @property
+    def max_memory(self) -> int:
+        return self.limits.max_memory
+
+    def _set_up(
+        self,
+        hosts: Sequence[HostFunctions],
+        env: Mapping[str, str],
+        dirs: Sequence[Dir],
+        stdout: str | os.PathLike[str] | None,
+        stderr: str | os.PathLike[str] | None,
+        stdin: bool | str,
+        memory: HostMemory | None,
+    ) -> None:
         registries = [system, *hosts]
         providers = self._providers(registries)
         self._check_imports(providers)
+        runtime = _Runtime(self.argv)
+        for fd, path in ((1, stdout), (2, stderr)):
+            if path is not None:
+                # WASI writes through its own handle; bridge.write appends through ours.
+                runtime.fds[fd] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._files.append(runtime.fds[fd])
+        lim = self.limits
+        wasi = _seam.WasiSpec(
+            argv=self.argv,
+            env=list(env.items()),
+            dirs=[(d[0], d[1], bool(d[2]) if len(d) > 2 else False) for d in dirs],
+            stdout=os.fspath(stdout) if stdout is not None else None,
+            stderr=os.fspath(stderr) if stderr is not None else None,
+            stdin="inherit" if stdin is True else "null" if stdin is False else str(stdin),
+        )
+        store_limits = _seam.StoreLimits(
+            memory_size=lim.max_memory,
+            table_elements=lim.table_elements,
+            instances=lim.max_instances,
+            tables=lim.max_tables,
+            memories=lim.max_memories,
+            timeout=lim.timeout,
+            fuel=lim.fuel,
+        )
+        self._instance = instance = _seam.Instance(self.module.compiled, store_limits, wasi)
         # One Context per registry: its state and handles are private to this instance.
-        self._contexts = contexts = {
-            id(r): Context(self, r.state_factory() if r.state_factory else None) for r in registries
-        }
-        for imp in self.module.module.imports:
-            hf = providers.get((imp.module, imp.name or ""))
-            if hf is None:
+        for r in registries:
+            state = runtime if r is system else (r.state_factory() if r.state_factory else None)
+            self._contexts[id(r)] = Context(self, state)
+        for imp in self.module.imports:
+            hf = providers.get((imp.module, imp.name))
+            if hf is None or imp.kind != "func":
                 continue
-            ctx = contexts[id(self._owner[hf.qualname])]
-            functype = hf.functype(self._pointer64)
+            ctx = self._contexts[id(self._owner[hf.qualname])]
+            params, results = hf.wasm_signature(self._pointer64)
             # Memories exist only once the instance does, so the call path is bound on first use.
-            func = _seam.new_func(self.store, functype, _binder(hf, ctx), self._slot, hf.name)
-            linker.define(self.store, hf.module, hf.name, func)
-
-        self._host_memories: dict[int, wasmtime.Memory] = {}
+            instance.define_func(hf.module, hf.name, params, results, _binder(hf, ctx), hf.name)
         for info in self.module.memories:
             if info.imported_as is not None:
-                created = (memory or HostMemory()).create(self.store, info, self.module.origin)
-                self._host_memories[info.index] = created
-                linker.define(self.store, info.imported_as[0], info.imported_as[1], created)
-
-        try:
-            self.instance = linker.instantiate(self.store, self.module.module)
-            failure: BaseException | None = None
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as err:
-            # A trap in the start function is the guest's; anything else is a link failure.
-            if isinstance(err, wasmtime.Trap) or self._slot.pending is not None:
-                failure = _seam.convert(err, self._slot)
-            else:
-                failure = LinkError(f"{self.module.origin}: cannot instantiate: {_seam.first_line(err)}")
-        if failure is not None:
-            self.close()
-            raise failure
-        self._exports = self.instance.exports(self.store)
-        self._memories: dict[int, GuestMemory] = {}
-
-    # --- set-up --------------------------------------------------------------------------------------
-
-    def _wasi_config(
-        self,
-        env: Mapping[str, str],
-        dirs: Sequence[tuple[str, str]],
-        stdout: str | os.PathLike[str] | None,
-        stderr: str | os.PathLike[str] | None,
-        stdin: bool,
-    ) -> wasmtime.WasiConfig:
-        wasi = wasmtime.WasiConfig()
-        wasi.argv = self.argv
-        wasi.env = list(env.items())
-        for target, fd, path in (("stdout", 1, stdout), ("stderr", 2, stderr)):
-            if path is None:
-                getattr(wasi, f"inherit_{target}")()
-            else:
-                # WASI writes through its own handle; bridge.write appends through ours.
-                setattr(wasi, f"{target}_file", os.fspath(path))
-                self._fds[fd] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                self._files.append(self._fds[fd])
-        if stdin:
-            wasi.inherit_stdin()
-        for host_dir, guest_dir in dirs:
-            if not os.path.isdir(host_dir):
-                raise LinkError(f"--dir {host_dir}: not a directory")
-            wasi.preopen_dir(host_dir, guest_dir)
-        return wasi
+                low, high, is64 = (memory or HostMemory()).plan(info, self.module.origin)
+                module_name, name = info.imported_as
+                self._host_memories[info.index] = instance.define_memory(module_name, name, low, high, is64)
+        instance.instantiate()
 
     def _providers(self, registries: Sequence[HostFunctions]) -> dict[tuple[str, str], HostFunction]:
         providers: dict[tuple[str, str], HostFunction] = {}
@@ -271,8 +287,8 @@ class Guest:
 
     def _check_imports(self, providers: dict[tuple[str, str], HostFunction]) -> None:
         problems = []
-        for imp in self.module.module.imports:
-            wanted = _describe_import(imp)
+        for imp in self.module.imports:
+            wanted = imp.describe()
             if imp.module == WASI_MODULE:
                 if self.module.is64:
                     problems.append(
@@ -280,16 +296,16 @@ class Guest:
                         "with `bridge build --target wasm64`, which uses bridge's own runtime"
                     )
                 continue
-            if isinstance(imp.type, wasmtime.MemoryType):
+            if imp.kind == "memory":
                 continue  # the host creates it (HostMemory)
-            hf = providers.get((imp.module, imp.name or ""))
+            hf = providers.get((imp.module, imp.name))
             if hf is None:
                 names = [f"{m}.{n}" for (m, n) in providers]
                 near = difflib.get_close_matches(f"{imp.module}.{imp.name}", names, n=3, cutoff=0.6)
                 hint = f"; nearest: {', '.join(near)}" if near else ""
                 problems.append(f"guest imports `{wanted}` and no host function has that name{hint}")
                 continue
-            if not isinstance(imp.type, wasmtime.FuncType):
+            if imp.kind != "func":
                 problems.append(f"guest imports `{wanted}`, but the host's `{hf.qualname}` is a function")
                 continue
             try:
@@ -297,12 +313,18 @@ class Guest:
             except LinkError as exc:
                 problems.append(f"host function `{hf.qualname}`: {exc}")
                 continue
-            if params != _valtype_names(imp.type.params) or results != _valtype_names(imp.type.results):
+            if params != list(imp.params) or results != list(imp.results):
                 problems.append(
                     f"guest imports `{wanted}`, but the host declares `{hf.describe(self._pointer64)}`"
                 )
         if problems:
             raise LinkError(f"{self.module.origin}: cannot link:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    @property
+    def instance(self) -> _seam.Instance:
+        if self._instance is None or self._closed:
+            raise LinkError(f"{self.module.origin}: the guest is closed")
+        return self._instance
 
     # --- memories ------------------------------------------------------------------------------------
 
@@ -317,12 +339,13 @@ class Guest:
             raise LinkError(f"{self.module.origin}: the guest has no memory {_ref_text(ref)}")
         mem = self._memories.get(info.index)
         if mem is None:
-            exported = self._exports[info.exports[0]] if info.exports else None
-            raw = self._host_memories.get(info.index) or exported
-            if not isinstance(raw, wasmtime.Memory):
+            access = self._host_memories.get(info.index)
+            if access is None and info.exports:
+                access = self.instance.memory_export(info.exports[0])
+            if access is None:
                 origin = self.module.origin
                 raise LinkError(f"{origin}: memory {info.name} is not exported, so the host cannot reach it")
-            mem = self._memories[info.index] = GuestMemory(self.store, raw, info.name, info.index)
+            mem = self._memories[info.index] = GuestMemory(access, info.name, info.index)
         return mem
 
     @property
@@ -334,23 +357,20 @@ class Guest:
         """This instance's Context for `registry`: its state and handles. Raises KeyError if not linked."""
         return self._contexts[id(registry)]
 
-    def output_fd(self, fd: int) -> int | None:
-        return self._fds.get(fd)
-
     # --- running -------------------------------------------------------------------------------------
 
     def exports(self) -> list[str]:
         """Names of everything the instance exports."""
-        return list(self._exports)
+        return self.instance.export_names()
 
     def functions(self) -> list[str]:
         """Names of the functions the instance exports."""
-        return [n for n, e in self._exports.items() if isinstance(e, wasmtime.Func)]
+        return self.instance.function_names()
 
-    def func(self, name: str) -> wasmtime.Func:
-        """An exported function. Raises LinkError when there is none of that name."""
-        item = self._exports.get(name)
-        if not isinstance(item, wasmtime.Func):
+    def signature(self, name: str) -> tuple[list[str], list[str]]:
+        """(params, results) wasm types of exported function `name`. Raises LinkError when there is none."""
+        sig = self.instance.func_signature(name)
+        if sig is None:
             funcs = self.functions()
             near = difflib.get_close_matches(name, funcs, n=3, cutoff=0.5)
             hint = (
@@ -359,14 +379,17 @@ class Guest:
                 else f"; it exports: {', '.join(funcs) or 'no functions'}"
             )
             raise LinkError(f"{self.module.origin}: no exported function `{name}`{hint}")
-        return item
+        return sig
 
     def call(self, name: str, *args: Any) -> Any:
-        """Calls an exported function.
+        """Calls an exported function, under the time limit.
 
-        Raises GuestTrap (BoundsError, HostError) when the guest traps, GuestExit when it exits.
+        Raises LinkError when there is no such function or the guest is closed; GuestTrap (BoundsError,
+        HostError, GuestTimeout, GuestInterrupted, OutOfFuel) when the guest traps; GuestExit when it
+        exits.
         """
-        return _seam.call_guest(self.store, self.func(name), self._slot, *args)
+        self.signature(name)
+        return self.instance.call(name, *args)
 
     def run(self) -> int:
         """Runs the command's `_start` and returns its exit code."""
@@ -376,7 +399,37 @@ class Guest:
             return exit_.code
         return 0
 
+    def interrupt(self) -> None:
+        """Stops this guest's running call at its next check (within ~20 ms): it raises GuestInterrupted.
+
+        Safe to call from another thread.
+        """
+        if self._instance is not None:
+            self._instance.interrupt()
+
+    @property
+    def fuel_left(self) -> int | None:
+        """Fuel units left, when the guest runs with a fuel budget."""
+        return self.instance.fuel_left()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
+        """Frees the instance: its store, memories, host-side state and handles. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for ctx in self._contexts.values():
+            ctx.close()
+        self._contexts.clear()
+        for mem in self._memories.values():
+            mem.release()
+        self._memories.clear()
+        self._host_memories.clear()
+        if self._instance is not None:
+            self._instance.close()
         for fd in self._files:
             os.close(fd)
         self._files.clear()
@@ -388,7 +441,7 @@ class Guest:
         self.close()
 
 
-def _binder(hf: HostFunction, ctx: Context) -> Callable[[], Callable[[Any], None]]:
+def _binder(hf: HostFunction, ctx: Context) -> Any:
     return lambda: hf.bind(ctx)
 
 

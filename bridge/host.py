@@ -16,17 +16,13 @@ import inspect
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
-import wasmtime
 
 from .errors import BoundsError, DeclarationError, GuestTrap
 from .hints import Array, Count, MemoryRef, Pointer, Scalar, ScalarKind, Text
 from .memory import GuestMemory
-
-if TYPE_CHECKING:
-    from .guest import Guest
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,17 +36,29 @@ class HandleError(LookupError):
     """A handle that is unknown, already closed, or of another kind."""
 
 
+class HandleLimitError(MemoryError):
+    """A guest instance holds as many handles as it may (`Handles.limit`)."""
+
+
+# Open handles one instance may hold at once: each costs host memory, so a loop of opens is bounded.
+MAX_HANDLES = 65536
+
+
 class Handles:
     """Integer handles (1, 2, ...) for host objects, private to one guest instance.
 
     A guest only ever sees the numbers; another instance's numbers mean nothing here.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_HANDLES) -> None:
         self._items: dict[int, object] = {}
         self._next = 1
+        self.limit = limit
 
     def add(self, obj: object) -> int:
+        """A new handle for `obj`. Raises HandleLimitError when `limit` handles are open."""
+        if len(self._items) >= self.limit:
+            raise HandleLimitError(f"{self.limit} handles are open, the most one guest may hold")
         handle = self._next
         self._next += 1
         self._items[handle] = obj
@@ -76,6 +84,14 @@ class Handles:
         return iter(list(self._items))
 
 
+class GuestInstance(Protocol):
+    """What a Context needs of the instance behind it (a `bridge.Guest` is one)."""
+
+    def memory_for(self, ref: MemoryRef = None) -> GuestMemory: ...
+
+    def call(self, name: str, *args: Any) -> Any: ...
+
+
 class Context:
     """What a host function sees of the guest instance calling it.
 
@@ -84,20 +100,24 @@ class Context:
     Arrays obtained from it are valid only during the current host call.
     """
 
-    def __init__(self, guest: Guest, state: Any) -> None:
-        self.guest = guest
+    def __init__(self, instance: GuestInstance, state: Any) -> None:
+        self.instance = instance
         self.state = state
         self.handles = Handles()
         self.function: str | None = None  # the host function being called, for error messages
+        self._memories: dict[MemoryRef, GuestMemory] = {}
 
     @property
     def memory(self) -> GuestMemory:
         """The default memory (exported as "memory", else the first one)."""
-        return self.guest.memory
+        return self.memories(None)
 
     def memories(self, ref: MemoryRef = None) -> GuestMemory:
         """A memory by export/import name or index. Raises LinkError when there is no such memory."""
-        return self.guest.memory_for(ref)
+        mem = self._memories.get(ref)
+        if mem is None:
+            mem = self._memories[ref] = self.instance.memory_for(ref)
+        return mem
 
     def view(
         self,
@@ -113,13 +133,22 @@ class Context:
 
         Raises BoundsError, naming the host function being called and `parameter`, when out of range.
         """
-        return self.guest.memory_for(memory).view(
+        return self.memories(memory).view(
             ptr, count, dtype, writable=writable, function=self.function, parameter=parameter
         )
 
     def call(self, export: str, *args: Any) -> Any:
         """Calls a function the guest exports (for example its allocator)."""
-        return self.guest.call(export, *args)
+        return self.instance.call(export, *args)
+
+    def close(self) -> None:
+        """Drops the handles, the memories and the state (calling `state.close()` if it has one)."""
+        state, self.state = self.state, None
+        self.handles = Handles()
+        self._memories.clear()
+        close = getattr(state, "close", None)
+        if callable(close):
+            close()
 
 
 # --- declarations ----------------------------------------------------------------------------------
@@ -140,15 +169,6 @@ def _wasm_type(kind: ScalarKind, pointer64: bool) -> WasmType:
     if kind == "usize":
         return "i64" if pointer64 else "i32"
     return {"i32": "i32", "u32": "i32", "i64": "i64", "u64": "i64", "f32": "f32", "f64": "f64"}[kind]  # type: ignore[return-value]
-
-
-def _valtype(t: str) -> wasmtime.ValType:
-    return {
-        "i32": wasmtime.ValType.i32,
-        "i64": wasmtime.ValType.i64,
-        "f32": wasmtime.ValType.f32,
-        "f64": wasmtime.ValType.f64,
-    }[t]()
 
 
 def _dtype_from_hint(hint: Any) -> np.dtype[Any] | None:
@@ -225,18 +245,13 @@ class HostFunction:
         params, results = self.wasm_signature(pointer64)
         return f"{self.qualname} ({', '.join(params)}) -> {', '.join(results) or '()'}"
 
-    def functype(self, pointer64: Callable[[MemoryRef], bool]) -> wasmtime.FuncType:
-        params, results = self.wasm_signature(pointer64)
-        return wasmtime.FuncType([_valtype(t) for t in params], [_valtype(t) for t in results])
-
     def bind(self, ctx: Context) -> Callable[[Any], None]:
         """The per-call path of this function for one guest instance.
 
         It takes wasmtime's raw argument array (`wasmtime_val_raw_t *`), in which it also stores the
         result. It raises BoundsError for a bad pointer range, and whatever the function raises.
         """
-        guest = ctx.guest
-        memories = {ref: guest.memory_for(ref) for ref in self.memory_refs()}
+        memories = {ref: ctx.memories(ref) for ref in self.memory_refs()}
         default_bits = memories[None].pointer_bits if None in memories else 32
 
         readers: list[Callable[[Any], Any]] = []
@@ -371,6 +386,10 @@ def _overlap_checker(
             s1, e1 = bounds[i]
             s2, e2 = bounds[j]
             if s1 < e2 and s2 < e1 and s1 < e1 and s2 < e2:
+                # A range outside memory is the real error: report it before the overlap.
+                for k in (i, j):
+                    name, mem, slot, itemsize, count, _ = ranges[k]
+                    mem.view(v[slot], count(v) * itemsize, function=function, parameter=name)
                 n1, n2 = ranges[i][0], ranges[j][0]
                 raise BoundsError(
                     f"host function `{function}`: parameters `{n1}` [{s1:#x}, {e1:#x}) and `{n2}` "

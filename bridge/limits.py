@@ -8,10 +8,10 @@ memory for an i32 import) is refused with the index type the guest would need.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
-
-import wasmtime
+from decimal import Decimal, InvalidOperation
 
 from .errors import LinkError
 from .wasmfile import MemoryInfo
@@ -23,6 +23,16 @@ MEMORY32_LIMIT = 4 * GiB  # 65536 pages of 64 KiB: all an i32 index can address
 DEFAULT_MAX_MEMORY = 16 * GiB
 # The address space reserved for each memory (bridge._seam.make_engine); no cap may exceed it.
 MAX_MEMORY_LIMIT = 64 * GiB
+# Table elements: wasmtime keeps a pointer-sized slot per element, so a table of N elements costs the
+# host about 8*N bytes. The cap is also no more than max_memory // 8, so --max-memory bounds tables too.
+TABLE_ELEMENT_BYTES = 8
+DEFAULT_MAX_TABLE_ELEMENTS = 10_000_000
+# How many instances, tables and memories one guest's store may create.
+DEFAULT_MAX_INSTANCES = 16
+DEFAULT_MAX_TABLES = 4
+DEFAULT_MAX_MEMORIES = 8
+# Host-side state a guest causes (realm contexts and their KV caches, per-call scratch), per guest.
+DEFAULT_MAX_HOST_MEMORY = 2 * GiB
 
 _UNITS = {
     "": 1, "b": 1,
@@ -38,11 +48,27 @@ def parse_size(text: str) -> int:
 
     Raises ValueError with the accepted forms when the text is not a size.
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    match = re.fullmatch(r"\s*(\d{1,30}(?:\.\d{1,30})?)\s*([a-zA-Z]*)\s*", text)
     unit = match.group(2).lower() if match else ""
     if not match or unit not in _UNITS:
-        raise ValueError(f"{text!r} is not a size; write bytes or a number with KiB, MiB, GiB or TiB")
-    return int(float(match.group(1)) * _UNITS[unit])
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"{shown!r} is not a size; write bytes or a number with KiB, MiB, GiB or TiB")
+    try:
+        return int(Decimal(match.group(1)) * _UNITS[unit])
+    except InvalidOperation:  # pragma: no cover - the pattern admits only plain decimals
+        raise ValueError(f"{text!r} is not a size") from None
+
+
+def parse_seconds(text: str) -> float:
+    """Seconds from "2", "0.5", "1.5s", "2m" or "100ms". Raises ValueError when not a positive time."""
+    match = re.fullmatch(r"\s*(\d{1,12}(?:\.\d{1,9})?)\s*(ms|s|m|h|)\s*", text)
+    if not match:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise ValueError(f"{shown!r} is not a time; write seconds, e.g. 2, 0.5, 30s, 5m or 250ms")
+    seconds = float(match.group(1)) * {"ms": 1e-3, "s": 1.0, "": 1.0, "m": 60.0, "h": 3600.0}[match.group(2)]
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"{text!r}: the time must be above 0")
+    return seconds
 
 
 def format_bytes(n: int) -> str:
@@ -79,8 +105,11 @@ class HostMemory:
             raise ValueError(f"{spec!r}: the maximum is below the minimum")
         return cls(minimum, maximum)
 
-    def create(self, store: wasmtime.Store, wanted: MemoryInfo, origin: str) -> wasmtime.Memory:
-        """The memory for import `wanted`. Raises LinkError when it cannot satisfy the import."""
+    def plan(self, wanted: MemoryInfo, origin: str) -> tuple[int, int | None, bool]:
+        """(minimum pages, maximum pages or None, is64) of the memory for import `wanted`.
+
+        Raises LinkError when no such memory can satisfy the import.
+        """
         assert wanted.imported_as is not None
         name = ".".join(wanted.imported_as)
         index = "i64 (a 64-bit memory, as wasm64 guests use)" if wanted.is64 else "i32 (a 32-bit memory)"
@@ -111,8 +140,45 @@ class HostMemory:
                 f"{origin}: guest imports `{name}` with a maximum of {format_bytes(wanted.maximum * PAGE)}; "
                 "give the host memory a maximum no larger than that"
             )
-        ty = wasmtime.MemoryType(wasmtime.Limits(low, high), is_64=wanted.is64)
-        try:
-            return wasmtime.Memory(store, ty)
-        except wasmtime.WasmtimeError as exc:
-            raise LinkError(f"{origin}: cannot create a {format_bytes(low * PAGE)} memory: {exc}") from None
+        return low, high, wanted.is64
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every bound on one guest, as plain data (the seam applies them). Defaults are the CLI's.
+
+    * `timeout`: wall-clock seconds for each top-level call (the whole run for `bridge run`); None: none.
+    * `fuel`: a deterministic instruction budget for the guest's life; None: unmetered.
+    * `max_memory`: bytes each memory may grow to; `memory.grow` returns -1 past it.
+    * `max_table_elements`: elements per table (and no more than max_memory // 8, what they cost).
+    * `max_instances`, `max_tables`, `max_memories`: how many the guest's store may create.
+    * `max_host_memory`: host-side state the guest may hold through host functions (KV caches...).
+
+    Raises ValueError for a bound out of range.
+    """
+
+    timeout: float | None = None
+    fuel: int | None = None
+    max_memory: int = DEFAULT_MAX_MEMORY
+    max_table_elements: int = DEFAULT_MAX_TABLE_ELEMENTS
+    max_instances: int = DEFAULT_MAX_INSTANCES
+    max_tables: int = DEFAULT_MAX_TABLES
+    max_memories: int = DEFAULT_MAX_MEMORIES
+    max_host_memory: int = DEFAULT_MAX_HOST_MEMORY
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_memory <= MAX_MEMORY_LIMIT:
+            raise ValueError(f"max_memory must be between 1 byte and {format_bytes(MAX_MEMORY_LIMIT)}")
+        if self.timeout is not None and not 0 < self.timeout < math.inf:
+            raise ValueError("timeout must be a positive number of seconds")
+        if self.fuel is not None and not 0 < self.fuel < 1 << 63:
+            raise ValueError("fuel must be between 1 and 2**63 - 1")
+        for name in ("max_table_elements", "max_instances", "max_tables", "max_memories", "max_host_memory"):
+            value = getattr(self, name)
+            if not 0 <= value < 1 << 62:
+                raise ValueError(f"{name} must be 0 or more")
+
+    @property
+    def table_elements(self) -> int:
+        """The per-table element cap the store applies: --max-memory bounds tables too."""
+        return min(self.max_table_elements, self.max_memory // TABLE_ELEMENT_BYTES)

@@ -14,13 +14,15 @@ memory grows during the call; memories never shrink.
 from __future__ import annotations
 
 import ctypes
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import wasmtime
 
-from . import _seam
 from .errors import BoundsError
+
+if TYPE_CHECKING:
+    from ._seam import MemoryAccess
 
 _U8 = np.dtype(np.uint8)
 
@@ -33,6 +35,10 @@ def format_size(n: int) -> str:
     return f"{n} bytes"
 
 
+def _zero() -> int:
+    return 0
+
+
 class GuestMemory:
     """One linear memory of one guest instance.
 
@@ -40,24 +46,23 @@ class GuestMemory:
     "memory[i]"); `index` is its index in the module's memory index space.
     """
 
-    def __init__(self, store: wasmtime.Store, memory: wasmtime.Memory, name: str, index: int = 0) -> None:
-        self._store = store
-        self._memory = memory
-        self._size, self._base = _seam.memory_accessors(store, memory)
-        ty = memory.type(store)
+    def __init__(self, access: MemoryAccess, name: str, index: int = 0) -> None:
+        self._access = access
+        self._size, self._base = access.size, access.base
         self.name = name
         self.index = index
-        self.is64: bool = ty.is_64
+        self.is64: bool = access.is64
         self.pointer_bits = 64 if self.is64 else 32
         self.pointer_mask = (1 << self.pointer_bits) - 1
-        self.page_size: int = memory.page_size(store)
+        self.page_size: int = access.page_size
         # The full-memory byte array, rebuilt only when the size changes.
         self._full: npt.NDArray[np.uint8] = np.empty(0, np.uint8)
         self._full_size = -1
 
-    @property
-    def wasmtime_memory(self) -> wasmtime.Memory:
-        return self._memory
+    def release(self) -> None:
+        """Forgets the memory (its guest is closed): every later view raises BoundsError."""
+        self._full, self._full_size = np.empty(0, np.uint8), -1
+        self._size = self._base = _zero
 
     @property
     def size(self) -> int:
@@ -71,9 +76,9 @@ class GuestMemory:
     def grow(self, pages: int) -> int:
         """Grows the memory by `pages`; returns the previous size in pages.
 
-        Raises wasmtime.WasmtimeError when the memory's maximum or the store's limit forbids it.
+        Raises LinkError when the memory's maximum or the store's limit forbids it.
         """
-        return self._memory.grow(self._store, pages)
+        return self._access.grow(pages)
 
     def _bytes(self, size: int) -> npt.NDArray[np.uint8]:
         if size != self._full_size:

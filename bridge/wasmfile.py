@@ -74,7 +74,13 @@ class _Reader:
         flags = self.uleb()
         minimum = self.uleb()
         maximum = self.uleb() if flags & 1 else None
-        page_size = 1 << self.uleb() if flags & 8 else 65536
+        page_size = 65536
+        if flags & 8:
+            # custom-page-sizes: a log2 page size, which that proposal allows to be 0 or 16 only.
+            log2 = self.uleb()
+            if log2 not in (0, 16):
+                raise self.fail(f"memory page size 2**{log2} is not 1 or 65536 bytes")
+            page_size = 1 << log2
         return bool(flags & 4), minimum, maximum, bool(flags & 2), page_size
 
     def reftype(self) -> None:
