@@ -15,14 +15,18 @@ from .errors import (
     BuildError,
     DeclarationError,
     GuestExit,
+    GuestInterrupted,
+    GuestTimeout,
     GuestTrap,
     HostError,
     LinkError,
     ModuleError,
+    OutOfFuel,
 )
 from .guest import Guest, GuestModule, load_module
 from .hints import In, InOut, Out, Ptr, Utf8, f32, f64, i32, i64, u32, u64, usize
-from .host import Context, HandleError, Handles, HostFunction, HostFunctions
+from .host import Context, HandleError, HandleLimitError, Handles, HostFunction, HostFunctions
+from .limits import HostMemory, Limits
 from .memory import GuestMemory
 from .toolchain import build
 
@@ -34,19 +38,25 @@ __all__ = [
     "DeclarationError",
     "Guest",
     "GuestExit",
+    "GuestInterrupted",
     "GuestMemory",
     "GuestModule",
+    "GuestTimeout",
     "GuestTrap",
     "HandleError",
+    "HandleLimitError",
     "Handles",
     "HostError",
     "HostFunction",
     "HostFunctions",
+    "HostMemory",
     "In",
     "InOut",
+    "Limits",
     "LinkError",
     "ModuleError",
     "Out",
+    "OutOfFuel",
     "Ptr",
     "Utf8",
     "build",

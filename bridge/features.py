@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _seam
-from ._seam.module import describe_module, engine_validates, to_binary
+from ._seam.module import describe_module, engine_validates, to_binary, validation_error
 from .guest import WASI_MODULE
 from .limits import format_bytes
 
@@ -49,8 +49,14 @@ def module_report(wasm: bytes, origin: str, provided: dict[str, set[str]]) -> di
     """
     from .wasmfile import read_memories
 
-    if not _seam.feature_validates(wasm):
-        return {"module": origin, "valid": False, "can_run": False, "problems": ["not a valid module"]}
+    invalid = validation_error(wasm)
+    if invalid is not None:
+        return {
+            "module": origin,
+            "valid": False,
+            "can_run": False,
+            "problems": [f"not a valid module: {invalid}"],
+        }
     memories = read_memories(wasm, origin)
     uses = [
         name
@@ -106,7 +112,7 @@ def format_report(support: dict[str, bool], report: dict[str, Any] | None) -> st
         return "\n".join(lines)
     lines.append(f"module {report['module']}:")
     if not report["valid"]:
-        lines.append("  not a valid module")
+        lines += [f"  {p}" for p in report["problems"]]
         return "\n".join(lines)
     lines.append("  memories:")
     for m in report["memories"]:

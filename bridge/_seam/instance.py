@@ -64,7 +64,7 @@ def _wasi_config(spec: WasiSpec) -> wasmtime.WasiConfig:
     elif spec.stdin != "null":
         if not os.path.isfile(spec.stdin):
             raise LinkError(f"--stdin {spec.stdin}: no such file")
-        wasi.stdin_file(spec.stdin)
+        wasi.stdin_file = spec.stdin
     for host_dir, guest_dir, readonly in spec.dirs:
         if not os.path.isdir(host_dir):
             raise LinkError(f"--dir {host_dir}: not a directory")
@@ -123,6 +123,7 @@ class Instance:
         self.module = module
         self.slot = TrapSlot()
         self.control = StoreControl(self.slot, limits.timeout, limits.fuel)
+        self._limits = limits
         self._compiled = module.compiled(engine)
         self._store: wasmtime.Store | None = wasmtime.Store(engine)
         store = self._store
@@ -195,7 +196,14 @@ class Instance:
             # A trap in the start function is the guest's; anything else is a link failure.
             if isinstance(err, wasmtime.Trap) or self.slot.pending is not None:
                 raise convert(err, self.slot, self.control.fuel) from None
-            raise LinkError(f"{self.module.origin}: cannot instantiate: {explain(err)}") from None
+            reason = explain(err)
+            if "resource limit exceeded" in reason:
+                lim = self._limits
+                reason += (
+                    f" (a guest may create at most {lim.instances} instances, {lim.tables} tables and "
+                    f"{lim.memories} memories, each memory up to {lim.memory_size} bytes)"
+                )
+            raise LinkError(f"{self.module.origin}: cannot instantiate: {reason}") from None
         self._exports = dict(instance.exports(store))
 
     def _instantiate(self, store: wasmtime.Store) -> wasmtime.Instance:

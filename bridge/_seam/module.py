@@ -172,12 +172,17 @@ def _probe_engine(off: tuple[str, ...]) -> wasmtime.Engine:
 
 def feature_validates(wasm: bytes, off: str | None = None) -> bool:
     """Whether `wasm` validates with every feature on (threads too), except the feature `off`."""
+    return validation_error(wasm, off) is None
+
+
+def validation_error(wasm: bytes, off: str | None = None) -> str | None:
+    """Why `wasm` does not validate with every feature on except `off`, or None when it does."""
     settings = FEATURE_SETTINGS[off] if off is not None else ()
     try:
         wasmtime.Module.validate(_probe_engine(settings or ()), wasm)
-    except wasmtime.WasmtimeError:
-        return False
-    return True
+    except wasmtime.WasmtimeError as exc:
+        return explain(exc)
+    return None
 
 
 def engine_validates(wasm: bytes) -> bool:

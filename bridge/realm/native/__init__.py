@@ -23,8 +23,32 @@ else:
 
 Kernels = Literal["numpy", "native"]
 _choice: Kernels = "native" if _native is not None else "numpy"
+MAX_THREADS = 256
+
+
+def _threads(text: str | None) -> int:
+    """Threads for the kernels: BRIDGE_THREADS when it is a whole number 1..256, else every core.
+
+    An unusable value is reported once on stderr and ignored, rather than failing every import.
+    """
+    cores = os.cpu_count() or 1
+    if text is None or not text.strip() or text.strip() == "0":
+        return cores
+    value = text.strip()
+    if value.isdigit() and 0 < int(value) <= MAX_THREADS:
+        return int(value)
+    import sys
+
+    print(
+        f"bridge: BRIDGE_THREADS={value[:40]!r} is not a thread count from 1 to {MAX_THREADS}; "
+        f"using {cores} (every core)",
+        file=sys.stderr,
+    )
+    return cores
+
+
 # Both cores by default; BRIDGE_THREADS overrides.
-THREADS = int(os.environ.get("BRIDGE_THREADS", "0")) or (os.cpu_count() or 1)
+THREADS = _threads(os.environ.get("BRIDGE_THREADS"))
 CPU_LEVELS = {0: "portable", 1: "avx2", 2: "avx512"}
 
 
