@@ -23,6 +23,7 @@ import pytest
 from numpy.typing import NDArray
 
 from bridge import (
+    BoundsError,
     Context,
     Guest,
     GuestInterrupted,
@@ -31,6 +32,7 @@ from bridge import (
     In,
     Limits,
     LinkError,
+    Out,
     OutOfFuel,
     i32,
     i64,
@@ -39,6 +41,7 @@ from bridge import (
 )
 
 from .conftest import GUESTS, ROOT, build_c, run_cli
+from .test_hostcall import forwarding_guest
 
 LIMITS = GUESTS / "limits"
 TICK_HOST = str(LIMITS / "tick_host.py")
@@ -407,3 +410,21 @@ def test_read_only_dir(tmp_path: Path) -> None:
     assert not (data / "out.txt").exists()
     rw = _cli("run", writer, "--dir", f"{data}::data")
     assert rw.returncode == 0 and (data / "out.txt").read_text() == "written\n"
+
+
+def test_out_of_range_is_reported_before_overlap() -> None:
+    host = HostFunctions()
+
+    @host.function
+    def copy(
+        src: Annotated[NDArray[np.uint8], In("n")], dst: Annotated[NDArray[np.uint8], Out("n")], n: usize
+    ) -> None:
+        dst[:] = src
+
+    with Guest(forwarding_guest({"copy": (["i32", "i32", "i32"], [])}), hosts=[host]) as g:
+        # dst overlaps src and also runs past the end of the 64 KiB memory: the range is the error.
+        with pytest.raises(BoundsError, match="outside guest memory") as info:
+            g.call("call_copy", 0xF000, 0xF010, 0x2000)
+        assert info.value.parameter in ("src", "dst") and "overlap" not in str(info.value)
+        with pytest.raises(BoundsError, match="overlap"):
+            g.call("call_copy", 0x100, 0x110, 0x100)
