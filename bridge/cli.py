@@ -148,8 +148,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-table-elements",
         metavar="N",
         default=str(DEFAULT_MAX_TABLE_ELEMENTS),
-        help=f"cap on each table's elements; table.grow fails past it (default: {DEFAULT_MAX_TABLE_ELEMENTS:,}, "
-        f"and never more than --max-memory / {TABLE_ELEMENT_BYTES} bytes per element). A guest may also "
+        help="cap on each table's elements; table.grow fails past it "
+        f"(default: {DEFAULT_MAX_TABLE_ELEMENTS:,}, and never more than --max-memory / "
+        f"{TABLE_ELEMENT_BYTES} bytes per element). A guest may also "
         f"create at most {DEFAULT_MAX_INSTANCES} instances, {DEFAULT_MAX_TABLES} tables and "
         f"{DEFAULT_MAX_MEMORIES} memories",
     )
@@ -435,7 +436,7 @@ def _run(args: argparse.Namespace) -> int:
     limits = _limits(args)
     stdin = _stdin(args.stdin)
     models = ModelStore(dict(_parse_model(m) for m in args.model))
-    realm = realm_functions(models)  # TEMP
+    realm = realm_functions(models, max_host_memory=limits.max_host_memory)
     _use_kernels(args.kernels)
     path, origin, hosts = _resolve_guest(args)
     module = load_module(path, origin=origin)

