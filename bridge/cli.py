@@ -436,7 +436,7 @@ def _run(args: argparse.Namespace) -> int:
     limits = _limits(args)
     stdin = _stdin(args.stdin)
     models = ModelStore(dict(_parse_model(m) for m in args.model))
-    realm = realm_functions(models, max_host_memory=limits.max_host_memory)
+    realm = realm_functions(models)  # its budget per guest is the guest's limits.max_host_memory
     _use_kernels(args.kernels)
     path, origin, hosts = _resolve_guest(args)
     module = load_module(path, origin=origin)

@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import BoundsError, DeclarationError, GuestTrap
 from .hints import Array, Count, MemoryRef, Pointer, Scalar, ScalarKind, Text
+from .limits import Limits
 from .memory import GuestMemory
 
 T = TypeVar("T")
@@ -87,6 +88,9 @@ class Handles:
 class GuestInstance(Protocol):
     """What a Context needs of the instance behind it (a `bridge.Guest` is one)."""
 
+    @property
+    def limits(self) -> Limits: ...
+
     def memory_for(self, ref: MemoryRef = None) -> GuestMemory: ...
 
     def call(self, name: str, *args: Any) -> Any: ...
@@ -111,6 +115,11 @@ class Context:
     def memory(self) -> GuestMemory:
         """The default memory (exported as "memory", else the first one)."""
         return self.memories(None)
+
+    @property
+    def limits(self) -> Limits:
+        """The guest's limits, for host functions that bound what they hold for it."""
+        return self.instance.limits
 
     def memories(self, ref: MemoryRef = None) -> GuestMemory:
         """A memory by export/import name or index. Raises LinkError when there is no such memory."""

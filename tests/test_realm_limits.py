@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from bridge import Guest
+from bridge import Guest, Limits
 from bridge.realm import model as realm_model
 from bridge.realm import native
 from bridge.realm.abi import (
@@ -92,9 +92,9 @@ def module() -> Path:
 class Driver:
     """A realm_limits guest: buffers in its memory, and its pass-through exports."""
 
-    def __init__(self, module: Path, store: ModelStore, **options: Any) -> None:
+    def __init__(self, module: Path, store: ModelStore, limits: Limits | None = None, **options: Any) -> None:
         self.realm = realm_functions(store, **options)
-        self.guest = Guest(module, hosts=[self.realm])
+        self.guest = Guest(module, hosts=[self.realm], limits=limits)
 
     @property
     def state(self) -> RealmState:
@@ -167,12 +167,19 @@ def test_context_new_free_cycles_keep_rss_flat(smol: Driver) -> None:
     assert "1020 misses" in state.pool_summary()
 
 
+@pytest.mark.parametrize("through", ["registry", "guest-limits"])
 def test_context_new_past_max_host_memory_is_enomem_until_freed(
-    new_driver: Callable[..., Driver], store: ModelStore
+    new_driver: Callable[..., Driver], store: ModelStore, through: str
 ) -> None:
     model = store.get("synthetic")
     each = KVContext.bytes_for(model.config, 256)
-    driver = new_driver(max_host_memory=3 * each + each // 2)
+    cap = 3 * each + each // 2
+    # The cap comes from realm_functions(max_host_memory=...) or, by default, the guest's own Limits.
+    driver = (
+        new_driver(max_host_memory=cap)
+        if through == "registry"
+        else new_driver(limits=Limits(max_host_memory=cap))
+    )
     m = driver.open("synthetic")
     handles = [driver("context_new", m, 256) for _ in range(3)]
     assert all(h > 0 for h in handles)

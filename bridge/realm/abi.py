@@ -28,7 +28,6 @@ from numpy.typing import NDArray
 
 from ..hints import In, Out, Pointer, i32, u32, usize
 from ..host import Context, HandleError, HostFunctions
-from ..limits import DEFAULT_MAX_HOST_MEMORY
 from .model import (
     EBADF,
     EINVAL,
@@ -95,7 +94,7 @@ class RealmState:
     """
 
     stats: RealmStats = field(default_factory=RealmStats)
-    max_host_memory: int = DEFAULT_MAX_HOST_MEMORY
+    max_host_memory: int | None = None  # None: the guest's own Limits.max_host_memory
     contexts: dict[int, KVContext] = field(default_factory=dict)
     host_bytes: int = 0  # the sum of the live contexts' KVContext.held_bytes
     open_models: int = 0
@@ -216,12 +215,14 @@ def realm_functions(
     models: ModelStore,
     *,
     log: Callable[[int, str], None] | None = None,
-    max_host_memory: int = DEFAULT_MAX_HOST_MEMORY,
+    max_host_memory: int | None = None,
 ) -> HostFunctions:
     """The realm ABI as a registry, serving the models in `models`.
 
     Each guest instance may hold up to `max_host_memory` bytes of contexts (KV caches, RoPE tables,
-    scratch); realm_context_new is REALM_ENOMEM past it. Its RealmState's `close` frees them all.
+    scratch); realm_context_new is REALM_ENOMEM past it. None (the default) takes each guest's own
+    `Limits.max_host_memory` (2 GiB unless the Guest was given other limits). Its RealmState's `close`
+    frees them all.
     """
     realm = HostFunctions("env", state=functools.partial(RealmState, max_host_memory=max_host_memory))
 
@@ -357,7 +358,8 @@ def realm_functions(
         cache whole, RoPE tables, scratch) until realm_context_free or the guest's end.
         """
         state = _state(ctx)
-        kv = _lookup(ctx, model, Model).new_context(n_ctx, max_bytes=state.max_host_memory - state.host_bytes)
+        cap = state.max_host_memory if state.max_host_memory is not None else ctx.limits.max_host_memory
+        kv = _lookup(ctx, model, Model).new_context(n_ctx, max_bytes=cap - state.host_bytes)
         handle = ctx.handles.add(kv)
         state.add_context(handle, kv)
         return handle
