@@ -401,6 +401,7 @@ class Guest:
 
     def interrupt(self) -> None:
         """Stops this guest's running call at its next check (within ~20 ms): it raises GuestInterrupted.
+        A no-op when no call is running.
 
         Safe to call from another thread.
         """

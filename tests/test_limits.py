@@ -144,6 +144,10 @@ def test_interrupt_from_another_thread() -> None:
         with pytest.raises(GuestInterrupted):
             g.run()
         assert time.monotonic() - started < 1.5
+        g.interrupt()  # idle: nothing to stop, and the next call is not stopped by it
+    with Guest(LIMITS / "add.wat") as idle:
+        idle.interrupt()
+        assert idle.call("add32", 1, 2) == 3
     good_guest_still_runs()
 
 

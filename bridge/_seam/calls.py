@@ -254,6 +254,7 @@ def guarded(control: StoreControl) -> Iterator[None]:
         control.depth -= 1
         if outer:
             control.deadline = None
+            control.interrupt = False  # an interrupt stops the call it was meant for, not the next
 
 
 def call_guest(store: wasmtime.Store, func: wasmtime.Func, control: StoreControl, *args: Any) -> Any:

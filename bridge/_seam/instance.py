@@ -239,8 +239,9 @@ class Instance:
         return call_guest(self.store, func, self.control, *args)
 
     def interrupt(self) -> None:
-        """Stops the running guest at its next epoch check (thread-safe)."""
-        self.control.interrupt = True
+        """Stops the running guest call at its next epoch check (thread-safe); a no-op when idle."""
+        if self.control.depth > 0:
+            self.control.interrupt = True
 
     def fuel_left(self) -> int | None:
         return self.store.get_fuel() if self.control.fuel is not None else None
