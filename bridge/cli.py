@@ -8,9 +8,11 @@ paragraph on stderr with no Python traceback; `--debug` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
+import os
 import signal
 import sys
 import traceback
@@ -431,7 +433,7 @@ def _stdin(spec: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .realm.abi import ModelStore, format_stats, realm_functions
+    from .realm.abi import ModelStore, realm_functions
 
     limits = _limits(args)
     stdin = _stdin(args.stdin)
@@ -449,6 +451,24 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--memory: {exc}") from None
     sys.stdout.flush()
+    with _Watchdog(limits.timeout):
+        return _run_guest(args, module, realm, models, hosts, limits, memory, dirs, env, stdin)
+
+
+def _run_guest(
+    args: argparse.Namespace,
+    module: Any,
+    realm: HostFunctions,
+    models: Any,
+    hosts: list[HostFunctions],
+    limits: Limits,
+    memory: HostMemory | None,
+    dirs: list[tuple[str, str, bool]],
+    env: dict[str, str],
+    stdin: str,
+) -> int:
+    from .realm.abi import format_stats
+
     # User registries come last, so they can replace a realm function of the same name.
     with Guest(
         module,
@@ -484,6 +504,74 @@ def _run(args: argparse.Namespace) -> int:
                     state.stats, guest.memory.size, sizes[0] if sizes else None, state.pool_summary()
                 )
                 print(report, file=sys.stderr)
+
+
+# How long a guest may go on after its time limit or a Ctrl-C before the process ends without it.
+GRACE_SECONDS = 1.0
+
+
+class _Watchdog:
+    """The backstop behind --timeout and Ctrl-C for `run`.
+
+    Epoch interruption stops a guest running wasm, but not one blocked inside the host: a WASI read of
+    stdin that never returns, or a host function that never ends. There the main thread cannot even run
+    Python's signal handler. This thread learns of SIGINT from the signal wake-up fd (written by the C
+    handler at once), and when the guest has not stopped GRACE_SECONDS after its limit or the interrupt, it
+    says so and ends the process with the same exit code (124, 130).
+    """
+
+    def __init__(self, timeout: float | None) -> None:
+        import threading
+
+        self.timeout = timeout
+        self.done = threading.Event()
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous: int | None = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.set_wakeup_fd(self._write)
+        self._thread = threading.Thread(target=self._watch, name="bridge-watchdog", daemon=True)
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self._thread.join()
+        if self._previous is not None:
+            signal.set_wakeup_fd(self._previous)
+        os.close(self._read)
+        os.close(self._write)
+
+    def _watch(self) -> None:
+        import select
+        import time
+
+        started = time.monotonic()
+        interrupted_at: float | None = None
+        while not self.done.is_set():
+            ready, _, _ = select.select([self._read], [], [], 0.05)
+            if ready and os.read(self._read, 512) and interrupted_at is None:
+                interrupted_at = time.monotonic()
+                _seam.interrupt_all()
+            now = time.monotonic()
+            if self.done.is_set():
+                return
+            if interrupted_at is not None and now - interrupted_at > GRACE_SECONDS:
+                self._end(EXIT_INTERRUPTED, f"\n{PROG}: interrupted")
+            if self.timeout is not None and now - started > self.timeout + GRACE_SECONDS:
+                self._end(
+                    EXIT_TIMEOUT,
+                    f"{PROG}: error: guest exceeded its time limit of {self.timeout:g} s (--timeout) and was "
+                    "stopped while blocked in the host",
+                )
+
+    def _end(self, code: int, message: str) -> None:
+        with contextlib.suppress(Exception):  # a broken pipe must not keep the process alive
+            sys.stdout.flush()
+        os.write(2, (message + "\n").encode())
+        os._exit(code)
 
 
 def _note_memory_cap(guest: Guest) -> None:

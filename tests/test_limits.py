@@ -461,3 +461,38 @@ def test_repeated_paris_runs_in_one_process_stay_flat(tmp_path: Path) -> None:
     gc.collect()
     grown = _rss_mib() - before
     assert grown < 25, f"RSS grew {grown:.1f} MiB over {runs} Paris runs"
+
+
+@pytest.mark.parametrize("how", ["timeout", "sigint"])
+def test_a_guest_blocked_reading_stdin_is_still_stopped(how: str) -> None:
+    # The guest waits inside WASI's read, where epoch interruption cannot reach; the watchdog can.
+    cat = str(build_c("limits/cat", "wasm32"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    extra = ["--timeout", "1"] if how == "timeout" else []
+    with subprocess.Popen(
+        [sys.executable, "-m", "bridge", "run", cat, *extra],
+        stdin=subprocess.PIPE,  # kept open and silent: the read never returns by itself
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as proc:
+        started = time.monotonic()
+        if how == "sigint":
+            time.sleep(2)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)  # not communicate(): that would close stdin, and the read would end
+        finally:
+            proc.kill()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+    elapsed = time.monotonic() - started
+    if how == "timeout":
+        assert proc.returncode == 124 and "time limit of 1 s" in err
+        assert elapsed < 4
+    else:
+        assert proc.returncode == 130 and "interrupted" in err
+        assert elapsed < 2
+    assert "Traceback" not in err
