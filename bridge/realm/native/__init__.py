@@ -26,29 +26,50 @@ _choice: Kernels = "native" if _native is not None else "numpy"
 MAX_THREADS = 256
 
 
-def _threads(text: str | None) -> int:
-    """Threads for the kernels: BRIDGE_THREADS when it is a whole number 1..256, else every core.
+def default_threads() -> int:
+    """The cores this process may run on (its CPU affinity), which is what the kernels use by default."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def parse_threads(text: str, source: str) -> int:
+    """A thread count from 1 to MAX_THREADS. Raises ValueError naming `source` for anything else."""
+    value = text.strip()
+    if not value.isdigit() or not 0 < int(value) <= MAX_THREADS:
+        raise ValueError(f"{source}={text[:40]!r} is not a thread count from 1 to {MAX_THREADS}")
+    return int(value)
+
+
+def _threads_from_env(text: str | None) -> int:
+    """BRIDGE_THREADS when set to 1..256; empty or unset means every core this process may use.
 
     An unusable value is reported once on stderr and ignored, rather than failing every import.
     """
-    cores = os.cpu_count() or 1
-    if text is None or not text.strip() or text.strip() == "0":
-        return cores
-    value = text.strip()
-    if value.isdigit() and 0 < int(value) <= MAX_THREADS:
-        return int(value)
-    import sys
+    if text is None or not text.strip():
+        return default_threads()
+    try:
+        return parse_threads(text, "BRIDGE_THREADS")
+    except ValueError as exc:
+        import sys
 
-    print(
-        f"bridge: BRIDGE_THREADS={value[:40]!r} is not a thread count from 1 to {MAX_THREADS}; "
-        f"using {cores} (every core)",
-        file=sys.stderr,
-    )
-    return cores
+        print(f"bridge: {exc}; using {default_threads()} (every core this process may use)", file=sys.stderr)
+        return default_threads()
 
 
-# Both cores by default; BRIDGE_THREADS overrides.
-THREADS = _threads(os.environ.get("BRIDGE_THREADS"))
+# The kernels' thread count: --threads, else BRIDGE_THREADS, else the process's cores.
+THREADS = _threads_from_env(os.environ.get("BRIDGE_THREADS"))
+
+
+def set_threads(n: int) -> None:
+    """Sets the kernels' thread count (`--threads`). Raises ValueError outside 1..MAX_THREADS."""
+    global THREADS
+    if not 0 < n <= MAX_THREADS:
+        raise ValueError(f"threads must be from 1 to {MAX_THREADS}, not {n}")
+    THREADS = n
+
+
 CPU_LEVELS = {0: "portable", 1: "avx2", 2: "avx512"}
 
 
