@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -100,12 +100,24 @@ def _find_memory(memories: Sequence[MemoryInfo], ref: MemoryRef) -> MemoryInfo |
 # --- bridge's own runtime imports -------------------------------------------------------------------
 
 
+Sink = Callable[[bytes], None]
+
+
+def _fd_writer(fd: int) -> Sink:
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    return write
+
+
 @dataclass
 class _Runtime:
-    """The state behind the `bridge.*` imports: the guest's arguments and output descriptors."""
+    """The state behind the `bridge.*` imports: the guest's arguments and where its output goes."""
 
     argv: list[str]
-    fds: dict[int, int] = field(default_factory=lambda: {1: 1, 2: 2})
+    writers: dict[int, Sink] = field(default_factory=lambda: {1: _fd_writer(1), 2: _fd_writer(2)})
 
 
 system = HostFunctions("bridge")
@@ -120,12 +132,10 @@ def _runtime(ctx: Context) -> _Runtime:
 @system.function(name="write")
 def _write(ctx: Context, fd: i32, data: Annotated[NDArray[np.uint8], In("length")], length: usize) -> i32:
     """Writes to the guest's stdout (1) or stderr (2); returns the bytes written, -1 for another fd."""
-    out = _runtime(ctx).fds.get(fd)
-    if out is None:
+    write = _runtime(ctx).writers.get(fd)
+    if write is None:
         return -1
-    view = data.data
-    while view:
-        view = view[os.write(out, view) :]
+    write(data.tobytes())
     return len(data)
 
 
@@ -158,8 +168,9 @@ class Guest:
     """One instance of a guest module in its own store.
 
     `argv[0]` is the program name the guest sees. `stdout`/`stderr` are file paths to write the guest's
-    output to (default: this process's). `stdin` is "null" (the default: reads see end of file),
-    "inherit" (this process's stdin; True means the same) or a file path. `dirs` maps host directories to
+    output to, or functions called with each write's bytes (default: this process's). `stdin` is "null"
+    (the default: reads see end of file), "inherit" (this process's stdin; True means the same) or a
+    file path. `dirs` maps host directories to
     guest paths, as (host, guest) or (host, guest, read_only); the guest sees no file system beyond
     them. A memory the guest imports is created by the host, as `memory` says (default: the guest's own
     declared limits, with its index type).
@@ -181,8 +192,8 @@ class Guest:
         argv: Sequence[str] = ("guest",),
         env: Mapping[str, str] | None = None,
         dirs: Sequence[Dir] = (),
-        stdout: str | os.PathLike[str] | None = None,
-        stderr: str | os.PathLike[str] | None = None,
+        stdout: str | os.PathLike[str] | Sink | None = None,
+        stderr: str | os.PathLike[str] | Sink | None = None,
         stdin: bool | str = "null",
         memory: HostMemory | None = None,
         limits: Limits | None = None,
@@ -217,8 +228,8 @@ class Guest:
         hosts: Sequence[HostFunctions],
         env: Mapping[str, str],
         dirs: Sequence[Dir],
-        stdout: str | os.PathLike[str] | None,
-        stderr: str | os.PathLike[str] | None,
+        stdout: str | os.PathLike[str] | Sink | None,
+        stderr: str | os.PathLike[str] | Sink | None,
         stdin: bool | str,
         memory: HostMemory | None,
     ) -> None:
@@ -226,18 +237,25 @@ class Guest:
         providers = self._providers(registries)
         self._check_imports(providers)
         runtime = _Runtime(self.argv)
-        for fd, path in ((1, stdout), (2, stderr)):
-            if path is not None:
+        sinks: dict[int, str | Sink | None] = {}
+        for fd, target in ((1, stdout), (2, stderr)):
+            if callable(target):
+                runtime.writers[fd] = sinks[fd] = target
+            elif target is not None:
                 # WASI writes through its own handle; bridge.write appends through ours.
-                runtime.fds[fd] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                self._files.append(runtime.fds[fd])
+                opened = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._files.append(opened)
+                runtime.writers[fd] = _fd_writer(opened)
+                sinks[fd] = os.fspath(target)
+            else:
+                sinks[fd] = None
         lim = self.limits
         wasi = _seam.WasiSpec(
             argv=self.argv,
             env=list(env.items()),
             dirs=[(d[0], d[1], bool(d[2]) if len(d) > 2 else False) for d in dirs],
-            stdout=os.fspath(stdout) if stdout is not None else None,
-            stderr=os.fspath(stderr) if stderr is not None else None,
+            stdout=sinks[1],
+            stderr=sinks[2],
             stdin="inherit" if stdin is True else "null" if stdin is False else str(stdin),
         )
         store_limits = _seam.StoreLimits(

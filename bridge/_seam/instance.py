@@ -45,8 +45,8 @@ class WasiSpec:
     argv: Sequence[str]
     env: Sequence[tuple[str, str]] = ()
     dirs: Sequence[tuple[str, str, bool]] = ()  # (host dir, guest dir, read-only)
-    stdout: str | None = None  # a file to write to; None: this process's
-    stderr: str | None = None
+    stdout: str | Callable[[bytes], None] | None = None  # a file, or a function given each write; None: ours
+    stderr: str | Callable[[bytes], None] | None = None
     stdin: Literal["inherit", "null"] | str = "null"  # or a file to read
 
 
@@ -54,11 +54,13 @@ def _wasi_config(spec: WasiSpec) -> wasmtime.WasiConfig:
     wasi = wasmtime.WasiConfig()
     wasi.argv = list(spec.argv)
     wasi.env = [list(kv) for kv in spec.env]
-    for target, path in (("stdout", spec.stdout), ("stderr", spec.stderr)):
-        if path is None:
+    for target, sink in (("stdout", spec.stdout), ("stderr", spec.stderr)):
+        if sink is None:
             getattr(wasi, f"inherit_{target}")()
+        elif callable(sink):
+            setattr(wasi, f"{target}_custom", sink)
         else:
-            setattr(wasi, f"{target}_file", path)
+            setattr(wasi, f"{target}_file", sink)
     if spec.stdin == "inherit":
         wasi.inherit_stdin()
     elif spec.stdin != "null":
