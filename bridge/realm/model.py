@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import gguf_safe, native
+from .batcher import Batcher
 from .errors import EBADF as EBADF
 from .errors import EINVAL as EINVAL
 from .errors import ENOENT as ENOENT
@@ -215,6 +216,8 @@ class Model:
             self.output = self._tensor("output.weight", origin, (self.config.n_embd, self.config.n_vocab))
         else:
             self.output = self.token_embd
+        # Concurrent calls from many tenants' threads meet here and share one kernel call.
+        self.batcher = Batcher()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Model:
@@ -470,10 +473,26 @@ class Model:
         return self.token_embd.take_rows(np.asarray(ids, dtype=np.intp))
 
     def compute_logits(self, hidden: F32) -> F32:
-        """Final norm and output projection of one hidden vector (n_embd,) -> (n_vocab,)."""
+        """Final norm and output projection of one hidden vector (n_embd,) -> (n_vocab,).
+
+        On the native kernels, concurrent calls (other tenants') share one pass over the output weights;
+        each row's logits are the same bits as alone.
+        """
         x = rmsnorm(hidden.reshape(1, -1).astype(np.float32), self.output_norm, self.config.rms_eps)  # (1, d)
-        logits: F32 = matmul(x, self.output)[0]  # (n_vocab,)
-        return logits
+        if not (native.kernels() == "native" and native.supports(self.output.qtype)):
+            logits: F32 = matmul(x, self.output)[0]  # (n_vocab,)
+            return logits
+        slot: list[F32] = [x]
+        self.batcher.submit("logits", slot, self._logits_batch)
+        return slot[0]
+
+    def _logits_batch(self, slots: Sequence[list[F32]]) -> None:
+        """The output projection of several tenants' normed hidden rows at once, each slot's (1, d) x
+        replaced by its (n_vocab,) logits."""
+        x = np.concatenate([slot[0] for slot in slots])  # (k, d)
+        logits = matmul(x, self.output)  # (k, n_vocab)
+        for i, slot in enumerate(slots):
+            slot[0] = logits[i]
 
     def new_context(self, n_ctx: int, *, max_bytes: int | None = None) -> KVContext:
         """A KV cache for `n_ctx` positions, holding at most KVContext.bytes_for(config, n_ctx) bytes.
@@ -694,16 +713,17 @@ class KVContext:
         fused = self._native_layer(layer)
         flags = hidden.flags
         if fused is not None and hidden.dtype == np.float32 and flags.c_contiguous and flags.writeable:
-            scratch = self.pool.take(fused.scratch_floats(step, end))
-            started = time.perf_counter()
-            try:
-                for start in range(0, n, step):
-                    chunk = hidden[start : start + step]  # (k, d), C-contiguous rows of hidden
-                    fused.forward(chunk, position + start, scratch)
-                    self.filled[layer] = position + start + len(chunk)
-            finally:
-                KERNEL_TIME.seconds += time.perf_counter() - started
-                self.pool.give(scratch)
+            for start in range(0, n, step):
+                chunk = hidden[start : start + step]  # (k, d), C-contiguous rows of hidden
+                # Other tenants' calls for this layer may join it: one pass over the weights for all.
+                self.model.batcher.submit(
+                    ("layer", layer),
+                    (self, fused, chunk, position + start),
+                    _layer_batch,
+                    tokens=len(chunk),
+                    owner=self,
+                )
+                self.filled[layer] = position + start + len(chunk)
             return
         for start in range(0, n, step):
             chunk = hidden[start : start + step]  # (k, d)
@@ -776,6 +796,25 @@ class KVContext:
         for layer in range(self.model.config.n_layer):
             hidden = self.forward_layer(layer, hidden, position)
         return hidden
+
+
+def _layer_batch(items: Sequence[tuple[KVContext, native.Layer, F32, int]]) -> None:
+    """One layer for several contexts' chunks (same model, same layer) in one native call.
+
+    The scratch comes from the first context's pool: alone, that is the caller's own, as before.
+    """
+    first = items[0][0]
+    n_total = sum(len(x) for _, _, x, _ in items)
+    max_end = max(position + len(x) for _, _, x, position in items)
+    # Sized for the farthest end rounded up to 256, so decoding reuses one buffer for 256 steps.
+    end = min(max(kv.n_ctx for kv, _, _, _ in items), -(-max_end // 256) * 256)
+    scratch = first.pool.take(native.batch_scratch_floats(items[0][1], n_total, max(end, max_end)))
+    started = time.perf_counter()
+    try:
+        native.forward_batch([(fused, x, position) for _, fused, x, position in items], scratch)
+    finally:
+        KERNEL_TIME.seconds += time.perf_counter() - started
+        first.pool.give(scratch)
 
 
 def generate_greedy(

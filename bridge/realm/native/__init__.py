@@ -8,6 +8,7 @@ The extension is compiled when bridge is installed. `kernels()` says which path 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -208,3 +209,53 @@ class Layer:
         )
         if status != 0:
             raise RuntimeError(f"native layer forward failed with status {status}")
+
+
+def forward_batch(
+    items: Sequence[tuple[Layer, NDArray[np.float32], int]], scratch: NDArray[np.float32]
+) -> None:
+    """One layer for several sequences at once: each item is (its context's Layer, x (n_i, n_embd), position).
+
+    The Layers are the same model layer (their weights are the first one's); each keeps its own KV cache
+    and RoPE tables. Each x is updated in place, with the same bits as running it alone.
+    """
+    assert _native is not None
+    ffi, lib = _native.ffi, _native.lib
+    first = items[0][0]
+    d, n_head, n_kv, head_dim, rope_dim, n_ff = first.dims
+    seqs = ffi.new("bridge_seq[]", len(items))
+    for i, (layer, x, position) in enumerate(items):
+        seqs[i].n = x.shape[0]
+        seqs[i].position = position
+        seqs[i].k_cache, seqs[i].v_cache = layer.k_cache, layer.v_cache
+        seqs[i].cos_t, seqs[i].sin_t = layer.cos, layer.sin
+    joined = items[0][1] if len(items) == 1 else np.concatenate([x for _, x, _ in items])  # (sum n_i, d)
+    status = lib.bridge_layer_forward_batch(
+        ffi.from_buffer("float[]", joined, require_writable=True),
+        len(items),
+        seqs,
+        first.attn_norm,
+        first.ffn_norm,
+        first.weights,
+        d,
+        n_head,
+        n_kv,
+        head_dim,
+        rope_dim,
+        n_ff,
+        first.eps,
+        ffi.from_buffer("float[]", scratch, require_writable=True),
+        THREADS,
+    )
+    if status != 0:
+        raise RuntimeError(f"native layer forward failed with status {status}")
+    if len(items) > 1:
+        start = 0
+        for _, x, _ in items:
+            x[:] = joined[start : start + x.shape[0]]
+            start += x.shape[0]
+
+
+def batch_scratch_floats(layer: Layer, n_total: int, max_end: int) -> int:
+    """Scratch for forward_batch: as one sequence of all the tokens reaching the farthest position."""
+    return layer.scratch_floats(n_total, max_end)

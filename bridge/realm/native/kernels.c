@@ -301,8 +301,9 @@ static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const f
         return;
     }
 #endif
-    if (n < 4 && is_block32(type)) {
-        /* Few tokens: unpacking the row per token costs less than writing it out and reading it back. */
+    if (is_block32(type)) {
+        /* Q4_0 and Q4_1 always take the fused per-token dot, whatever n is, so a token's result never
+         * depends on how many others share the batch (batch invariance across tenants). */
         for (int64_t t = 0; t < n; t++) y[t * rows] = dot_row32(type, row, cols, x + t * cols, xsum + t * (cols / 32));
         return;
     }
@@ -465,37 +466,53 @@ static void attention(const float *q, float *attn, float *probs, const float *ke
     }
 }
 
-int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
-                         const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
-                         const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                         int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads) {
-    const int64_t d = n_embd, qd = n_head * head_dim, kvd = n_head_kv * head_dim, end = position + n;
+/* Several sequences (tenants) through one layer at once: the projections run on all their tokens
+ * together, so each weight row is read once for the whole batch; RoPE, the KV cache and attention are
+ * each sequence's own. Every token's result is the same bits whatever else is in the batch: the row
+ * kernels compute each token's dot on its own, in an order that does not depend on the batch. */
+int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, const float *attn_norm,
+                               const float *ffn_norm, const bridge_weight *w, int64_t n_embd, int64_t n_head,
+                               int64_t n_head_kv, int64_t head_dim, int64_t rope_dim, int64_t n_ff, float eps,
+                               float *scratch, int n_threads) {
+    const int64_t d = n_embd, qd = n_head * head_dim, kvd = n_head_kv * head_dim;
     const int64_t group = n_head / n_head_kv;
-    if (head_dim > 512 || rope_dim > head_dim || group * n_head_kv != n_head) return -1;
+    if (head_dim > 512 || rope_dim > head_dim || group * n_head_kv != n_head || n_seq < 1) return -1;
+    int64_t n = 0, max_end = 0;
+    for (int64_t i = 0; i < n_seq; i++) {
+        if (seqs[i].n < 1 || seqs[i].position < 0) return -1;
+        n += seqs[i].n;
+        if (seqs[i].position + seqs[i].n > max_end) max_end = seqs[i].position + seqs[i].n;
+    }
     /* scratch (floats): h (n,d) | q (n,qd) | k (n,kvd) | v (n,kvd) | attn (n,qd) | gate (n,n_ff) |
-     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, end) | keys (end,kvd) | values (end,kvd) */
+     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, max_end) | keys (max_end,kvd) | values (max_end,kvd) */
     float *h = scratch, *q = h + n * d, *k = q + n * qd, *v = k + n * kvd, *attn = v + n * kvd;
     float *gate = attn + n * qd, *up = gate + n * n_ff, *out = up + n * n_ff, *probs = out + n * d;
-    float *keys = probs + n * n_head * end, *values = keys + end * kvd;
+    float *keys = probs + n * n_head * max_end, *values = keys + max_end * kvd;
     int rc = 0;
 
-    /* attention rmsnorm; q, k, v projections; rotary embedding of q and k */
+    /* attention rmsnorm; q, k, v projections of every sequence's tokens at once */
     rmsnorm(x, attn_norm, n, d, eps, h);
     rc |= matmul_weight(&w[0], h, n, q, n_threads);
     rc |= matmul_weight(&w[1], h, n, k, n_threads);
     rc |= matmul_weight(&w[2], h, n, v, n_threads);
     if (rc) return rc;
-    rope(q, n, n_head, head_dim, rope_dim, position, cos_t, sin_t);
-    rope(k, n, n_head_kv, head_dim, rope_dim, position, cos_t, sin_t);
-    /* append to the f16 KV cache */
-    for (int64_t i = 0; i < n * kvd; i++) {
-        k_cache[position * kvd + i] = to_half(k[i]);
-        v_cache[position * kvd + i] = to_half(v[i]);
+    for (int64_t i = 0, t0 = 0; i < n_seq; t0 += seqs[i].n, i++) {
+        const bridge_seq *s = &seqs[i];
+        const int64_t end = s->position + s->n;
+        float *qs = q + t0 * qd, *ks = k + t0 * kvd, *vs = v + t0 * kvd;
+        /* rotary embedding of q and k at this sequence's positions; append to its f16 KV cache */
+        rope(qs, s->n, n_head, head_dim, rope_dim, s->position, s->cos_t, s->sin_t);
+        rope(ks, s->n, n_head_kv, head_dim, rope_dim, s->position, s->cos_t, s->sin_t);
+        for (int64_t j = 0; j < s->n * kvd; j++) {
+            s->k_cache[s->position * kvd + j] = to_half(ks[j]);
+            s->v_cache[s->position * kvd + j] = to_half(vs[j]);
+        }
+        /* grouped-query attention over its own cache, widened to float once for all heads and tokens */
+        widen_halves(s->k_cache, keys, end * kvd);
+        widen_halves(s->v_cache, values, end * kvd);
+        attention(qs, attn + t0 * qd, probs, keys, values, s->n, s->position, n_head, group, head_dim, qd, kvd,
+                  end, n_threads);
     }
-    /* grouped-query attention, on the cache widened to float once for all heads and tokens */
-    widen_halves(k_cache, keys, end * kvd);
-    widen_halves(v_cache, values, end * kvd);
-    attention(q, attn, probs, keys, values, n, position, n_head, group, head_dim, qd, kvd, end, n_threads);
     /* output projection, residual */
     rc |= matmul_weight(&w[3], attn, n, out, n_threads);
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
@@ -508,6 +525,15 @@ int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *att
     rc |= matmul_weight(&w[6], gate, n, out, n_threads);
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
     return rc;
+}
+
+int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
+                         const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
+                         const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                         int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads) {
+    const bridge_seq one = {n, position, k_cache, v_cache, cos_t, sin_t};
+    return bridge_layer_forward_batch(x, 1, &one, attn_norm, ffn_norm, w, n_embd, n_head, n_head_kv, head_dim,
+                                      rope_dim, n_ff, eps, scratch, n_threads);
 }
 
 int64_t bridge_layer_scratch(int64_t n, int64_t end, int64_t n_embd, int64_t n_head, int64_t n_head_kv,

@@ -16,5 +16,16 @@ int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *att
                          const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
                          const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                          int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads);
+/* one sequence of a batch: its tokens' count and first position, its layer's KV cache and RoPE tables */
+typedef struct {
+    int64_t n, position;
+    uint16_t *k_cache, *v_cache;
+    const float *cos_t, *sin_t;
+} bridge_seq;
+/* x holds every sequence's tokens, one after another: (sum of n, n_embd), updated in place */
+int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, const float *attn_norm,
+                               const float *ffn_norm, const bridge_weight *w, int64_t n_embd, int64_t n_head,
+                               int64_t n_head_kv, int64_t head_dim, int64_t rope_dim, int64_t n_ff, float eps,
+                               float *scratch, int n_threads);
 int64_t bridge_layer_scratch(int64_t n, int64_t end, int64_t n_embd, int64_t n_head, int64_t n_head_kv,
                              int64_t head_dim, int64_t n_ff);
