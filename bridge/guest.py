@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -209,6 +210,8 @@ class Guest:
         self.argv = list(argv)
         self._closed = False
         self._files: list[int] = []
+        self._pipe_ends: list[int] = []
+        self._drains: list[threading.Thread] = []
         self._contexts: dict[int, Context] = {}
         self._memories: dict[int, GuestMemory] = {}
         self._host_memories: dict[int, _seam.MemoryAccess] = {}
@@ -237,10 +240,13 @@ class Guest:
         providers = self._providers(registries)
         self._check_imports(providers)
         runtime = _Runtime(self.argv)
-        sinks: dict[int, str | Sink | None] = {}
+        sinks: dict[int, str | None] = {}
         for fd, target in ((1, stdout), (2, stderr)):
             if callable(target):
-                runtime.writers[fd] = sinks[fd] = target
+                # WASI writes into a pipe that a thread of ours drains into `target`: wasmtime never calls
+                # Python from its own threads (which cannot take the GIL once the interpreter exits).
+                runtime.writers[fd] = target
+                sinks[fd] = self._pipe_to(target)
             elif target is not None:
                 # WASI writes through its own handle; bridge.write appends through ours.
                 opened = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -268,6 +274,9 @@ class Guest:
             fuel=lim.fuel,
         )
         self._instance = instance = _seam.Instance(self.module.compiled, store_limits, wasi)
+        for write_end in self._pipe_ends:
+            os.close(write_end)  # wasmtime opened its own; the pipe ends when the store does
+        self._pipe_ends.clear()
         # One Context per registry: its state and handles are private to this instance.
         for r in registries:
             state = runtime if r is system else (r.state_factory() if r.state_factory else None)
@@ -286,6 +295,21 @@ class Guest:
                 module_name, name = info.imported_as
                 self._host_memories[info.index] = instance.define_memory(module_name, name, low, high, is64)
         instance.instantiate()
+
+    def _pipe_to(self, sink: Sink) -> str:
+        """A path WASI can open for writing whose bytes reach `sink`, from a draining thread."""
+        read_end, write_end = os.pipe()
+        self._pipe_ends.append(write_end)
+
+        def drain() -> None:
+            with os.fdopen(read_end, "rb", buffering=0) as pipe:
+                while data := pipe.read(65536):
+                    sink(data)
+
+        thread = threading.Thread(target=drain, name="bridge-output", daemon=True)
+        thread.start()
+        self._drains.append(thread)
+        return f"/dev/fd/{write_end}"
 
     def _providers(self, registries: Sequence[HostFunctions]) -> dict[tuple[str, str], HostFunction]:
         providers: dict[tuple[str, str], HostFunction] = {}
@@ -449,9 +473,13 @@ class Guest:
         self._host_memories.clear()
         if self._instance is not None:
             self._instance.close()
-        for fd in self._files:
+        for fd in [*self._files, *self._pipe_ends]:
             os.close(fd)
         self._files.clear()
+        self._pipe_ends.clear()
+        for thread in self._drains:
+            thread.join()  # the store is gone, so its pipe ends are closed: every drain sees the end
+        self._drains.clear()
 
     def __enter__(self) -> Guest:
         return self

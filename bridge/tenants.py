@@ -45,6 +45,10 @@ class RunResult:
     stderr: str
     error: str | None
     stats: dict[str, Any] = field(default_factory=dict)
+    # For benchmarks (not in the JSON): seconds per decoded token, and the decode phase's
+    # (start, end) on time.perf_counter's clock.
+    token_seconds: list[float] = field(default_factory=list)
+    decode_window: tuple[float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -306,7 +310,13 @@ class Tenants:
             self.metrics.active.dec()
         seconds = time.perf_counter() - started
         stats = self._record(name, outcome, seconds, state)
-        return RunResult(code, out.text(), err.text(), error, stats)
+        result = RunResult(code, out.text(), err.text(), error, stats)
+        if state is not None:
+            s = state.stats
+            result.token_seconds = list(s.token_seconds)
+            if s.prefill_done is not None and s.last_logits is not None and s.decode_tokens:
+                result.decode_window = (s.prefill_done, s.last_logits)
+        return result
 
     def _record(self, name: str, outcome: str, seconds: float, state: RealmState | None) -> dict[str, Any]:
         m = self.metrics

@@ -45,8 +45,8 @@ class WasiSpec:
     argv: Sequence[str]
     env: Sequence[tuple[str, str]] = ()
     dirs: Sequence[tuple[str, str, bool]] = ()  # (host dir, guest dir, read-only)
-    stdout: str | Callable[[bytes], None] | None = None  # a file, or a function given each write; None: ours
-    stderr: str | Callable[[bytes], None] | None = None
+    stdout: str | None = None  # a file (or pipe) to write to; None: this process's
+    stderr: str | None = None
     stdin: Literal["inherit", "null"] | str = "null"  # or a file to read
 
 
@@ -57,8 +57,6 @@ def _wasi_config(spec: WasiSpec) -> wasmtime.WasiConfig:
     for target, sink in (("stdout", spec.stdout), ("stderr", spec.stderr)):
         if sink is None:
             getattr(wasi, f"inherit_{target}")()
-        elif callable(sink):
-            setattr(wasi, f"{target}_custom", sink)
         else:
             setattr(wasi, f"{target}_file", sink)
     if spec.stdin == "inherit":

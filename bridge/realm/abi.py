@@ -63,6 +63,9 @@ Bytes = NDArray[np.uint8]
 T = TypeVar("T")
 
 
+MAX_TOKEN_TIMES = 1 << 16  # per-token times kept per guest, for percentiles
+
+
 @dataclass
 class RealmStats:
     """Per-instance counters behind `--stats`."""
@@ -74,6 +77,8 @@ class RealmStats:
     prefill_started: float | None = None
     prefill_done: float | None = None
     last_logits: float | None = None
+    # Seconds between consecutive logits after the prefill (one per decoded token), at most MAX_TOKEN_TIMES.
+    token_seconds: list[float] = field(default_factory=list)
 
     def prefill_tok_s(self) -> float | None:
         if self.prefill_started is None or self.prefill_done is None or not self.prefill_tokens:
@@ -435,7 +440,10 @@ def realm_functions(
         logits = m.compute_logits(h)  # (n_vocab,), computed before writing, so out may alias hidden
         ctx.view(out, c.n_vocab, np.float32, parameter="out")[:] = logits
         stats = _state(ctx).stats
-        stats.last_logits = time.perf_counter()
+        now = time.perf_counter()
+        if stats.last_logits is not None and len(stats.token_seconds) < MAX_TOKEN_TIMES:
+            stats.token_seconds.append(now - stats.last_logits)
+        stats.last_logits = now
         if stats.prefill_done is None:
             stats.prefill_done = stats.last_logits
         return c.n_vocab
