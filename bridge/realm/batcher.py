@@ -2,11 +2,12 @@
 
 Guests run on their own threads, and their realm calls arrive at the host concurrently. A `Batcher`
 (one per model) turns the calls waiting for the same work (the same layer, or the logits) into one kernel
-call, so the weights are read once for all of them. It is continuous batching with no window: a call
-that finds the kernels free runs at once, alone if it is alone, so a lone tenant goes as fast as before;
-calls that arrive while the kernels are busy wait, and whoever is waiting when they come free goes in the
-next batch. The thread whose call finds the kernels free leads: it runs batches, its own first in line,
-until its own call is done, then hands the lead to the oldest waiting call.
+call, so the weights are read once for all of them. It is continuous batching: whoever is waiting
+when the kernels come free goes in the next batch. There is no fixed window: the leader waits (at most
+2 ms) only for tenants that called for the same work within the last quarter second, which are a step
+behind and on their way; a tenant alone never waits, so it goes as fast as before. The thread whose
+call finds the kernels free leads: it runs batches, its own first in line, until its own call is done,
+then hands the lead to the oldest waiting call.
 
 Results do not depend on who else is running: every kernel computes each token on its own, in an order
 that does not depend on the batch (tests/test_batching.py checks the bits).
@@ -15,10 +16,15 @@ that does not depend on the batch (tests/test_batching.py checks the bits).
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+# The leader waits at most GATHER_SECONDS for the tenants that called for the same work within the last
+# RECENT_SECONDS (they are on their way back, a step behind); a tenant that is alone never waits.
+GATHER_SECONDS = 0.002
+RECENT_SECONDS = 0.25
 # A batch holds at most this many calls, and its tokens at most MAX_BATCH_TOKENS (a prefill chunk
 # still goes alone when it is larger), so the shared scratch stays bounded.
 MAX_BATCH_CALLS = 64
@@ -46,8 +52,9 @@ class Batcher:
     """Coalesces concurrent calls with the same key into one `run(items)`; see the module docstring."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._waiting: list[_Call] = []
+        self._recent: dict[Hashable, dict[int, float]] = {}  # key -> calling thread -> when it last called
         self._leading = False
         self.batch_sizes: Counter[int] = Counter()  # calls per batch -> how many batches
 
@@ -59,8 +66,10 @@ class Batcher:
         call = _Call(key, item, run, tokens, owner)
         with self._lock:
             self._waiting.append(call)
+            self._recent.setdefault(key, {})[threading.get_ident()] = time.monotonic()
             lead = not self._leading
             self._leading = True
+            self._lock.notify_all()
         if not lead:
             call.event.wait()
             if not call.lead:
@@ -82,6 +91,7 @@ class Batcher:
                     else:
                         self._leading = False
                     return
+                self._gather()
                 batch = self._take()
             try:
                 batch[0].run([c.item for c in batch])
@@ -93,6 +103,19 @@ class Batcher:
                 c.finished = True
                 if c is not mine:
                     c.event.set()
+
+    def _gather(self) -> None:
+        """Waits (briefly, lock released) for the recent callers of the oldest call's work to arrive."""
+        key = self._waiting[0].key
+        now = time.monotonic()
+        recent = self._recent.get(key, {})
+        for thread in [t for t, when in recent.items() if now - when > RECENT_SECONDS]:
+            del recent[thread]
+        expected = min(len(recent), MAX_BATCH_CALLS)
+        deadline = now + GATHER_SECONDS
+        while sum(c.key == key for c in self._waiting) < expected and now < deadline:
+            self._lock.wait(deadline - now)
+            now = time.monotonic()
 
     def _take(self) -> list[_Call]:
         """The oldest waiting call and those waiting for the same work, within the batch bounds."""
