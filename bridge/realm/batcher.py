@@ -4,10 +4,13 @@ Guests run on their own threads, and their realm calls arrive at the host concur
 (one per model) turns the calls waiting for the same work (the same layer, or the logits) into one kernel
 call, so the weights are read once for all of them. It is continuous batching: whoever is waiting
 when the kernels come free goes in the next batch. There is no fixed window: the leader waits (at most
-2 ms) only for tenants that called for the same work within the last quarter second, which are a step
-behind and on their way; a tenant alone never waits, so it goes as fast as before. The thread whose
-call finds the kernels free leads: it runs batches, its own first in line, until its own call is done,
-then hands the lead to the oldest waiting call.
+2 ms) only for tenants that called for the same work within the last 0.1 s and are on their way back
+(not waiting for other work, their context not freed); a tenant alone never waits, so it goes as fast as
+before. Tenants drift apart (one starts while another is at layer 20): of the waiting calls the one
+furthest behind (the lowest `order`, the layer) goes first, so those ahead wait for it and the two go on
+together; a call that has waited MAX_WAIT_SECONDS goes first whatever its order, so nobody starves. The
+thread whose call finds the kernels free leads: it runs batches until its own call is done, then hands
+the lead to the oldest waiting call.
 
 Results do not depend on who else is running: every kernel computes each token on its own, in an order
 that does not depend on the batch (tests/test_batching.py checks the bits).
@@ -24,7 +27,9 @@ from typing import Any
 # The leader waits at most GATHER_SECONDS for the tenants that called for the same work within the last
 # RECENT_SECONDS (they are on their way back, a step behind); a tenant that is alone never waits.
 GATHER_SECONDS = 0.002
-RECENT_SECONDS = 0.25
+RECENT_SECONDS = 0.1
+# A call waiting longer than this goes next, whatever its order.
+MAX_WAIT_SECONDS = 0.02
 # A batch holds at most this many calls, and its tokens at most MAX_BATCH_TOKENS (a prefill chunk
 # still goes alone when it is larger), so the shared scratch stays bounded.
 MAX_BATCH_CALLS = 64
@@ -34,10 +39,26 @@ RunBatch = Callable[[Sequence[Any]], None]
 
 
 class _Call:
-    __slots__ = ("error", "event", "finished", "item", "key", "lead", "owner", "run", "tokens")
+    __slots__ = (
+        "error",
+        "event",
+        "finished",
+        "item",
+        "key",
+        "lead",
+        "order",
+        "owner",
+        "run",
+        "since",
+        "tokens",
+    )
 
-    def __init__(self, key: Hashable, item: Any, run: RunBatch, tokens: int, owner: object) -> None:
+    def __init__(
+        self, key: Hashable, item: Any, run: RunBatch, tokens: int, owner: object, order: float = 0.0
+    ) -> None:
         self.key = key
+        self.order = order
+        self.since = time.monotonic()
         self.item = item
         self.run = run
         self.tokens = tokens
@@ -54,19 +75,28 @@ class Batcher:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._waiting: list[_Call] = []
-        self._recent: dict[Hashable, dict[int, float]] = {}  # key -> calling thread -> when it last called
+        # key -> owner (a context) -> when it last called, for the owners that said who they are
+        self._recent: dict[Hashable, dict[int, float]] = {}
         self._leading = False
         self.batch_sizes: Counter[int] = Counter()  # calls per batch -> how many batches
 
     def submit(
-        self, key: Hashable, item: Any, run: RunBatch, *, tokens: int = 1, owner: object = None
+        self,
+        key: Hashable,
+        item: Any,
+        run: RunBatch,
+        *,
+        tokens: int = 1,
+        owner: object = None,
+        order: float = 0.0,
     ) -> None:
         """Runs `item` (in a batch of items with the same `key`, through that batch's `run`) and returns
         when it is done. Raises what `run` raised for the batch."""
-        call = _Call(key, item, run, tokens, owner)
+        call = _Call(key, item, run, tokens, owner, order)
         with self._lock:
             self._waiting.append(call)
-            self._recent.setdefault(key, {})[threading.get_ident()] = time.monotonic()
+            if owner is not None:
+                self._recent.setdefault(key, {})[id(owner)] = time.monotonic()
             lead = not self._leading
             self._leading = True
             self._lock.notify_all()
@@ -105,23 +135,41 @@ class Batcher:
                     c.event.set()
 
     def _gather(self) -> None:
-        """Waits (briefly, lock released) for the recent callers of the oldest call's work to arrive."""
-        key = self._waiting[0].key
-        now = time.monotonic()
-        recent = self._recent.get(key, {})
-        for thread in [t for t, when in recent.items() if now - when > RECENT_SECONDS]:
-            del recent[thread]
-        expected = min(len(recent), MAX_BATCH_CALLS)
-        deadline = now + GATHER_SECONDS
-        while sum(c.key == key for c in self._waiting) < expected and now < deadline:
-            self._lock.wait(deadline - now)
+        """Waits (briefly, lock released) for the owners that recently called for the next batch's work
+        and are now on their way back: neither waiting here (for this or other work) nor gone."""
+        key = self._next().key
+        deadline = time.monotonic() + GATHER_SECONDS
+        while True:
             now = time.monotonic()
+            recent = self._recent.get(key, {})
+            for owner in [o for o, when in recent.items() if now - when > RECENT_SECONDS]:
+                del recent[owner]
+            waiting = {id(c.owner) for c in self._waiting}
+            on_the_way = sum(o not in waiting for o in recent)
+            if not on_the_way or now >= deadline or len(self._waiting) >= MAX_BATCH_CALLS:
+                return
+            self._lock.wait(deadline - now)
+
+    def forget(self, owner: object) -> None:
+        """`owner` will call no more (its context is freed): nobody waits for it."""
+        with self._lock:
+            for recent in self._recent.values():
+                recent.pop(id(owner), None)
+
+    def _next(self) -> _Call:
+        """The call whose work goes next: the oldest if it has waited too long, else the furthest behind."""
+        oldest = self._waiting[0]
+        if time.monotonic() - oldest.since > MAX_WAIT_SECONDS:
+            return oldest
+        return min(self._waiting, key=lambda c: c.order)
 
     def _take(self) -> list[_Call]:
-        """The oldest waiting call and those waiting for the same work, within the batch bounds."""
-        first = self._waiting[0]
+        """The next call and those waiting for the same work, within the batch bounds."""
+        first = self._next()
         batch, owners, tokens = [first], {id(first.owner)}, first.tokens
-        for c in self._waiting[1:]:
+        for c in self._waiting:
+            if c is first:
+                continue
             if len(batch) >= MAX_BATCH_CALLS:
                 break
             if c.key != first.key or id(c.owner) in owners or tokens + c.tokens > MAX_BATCH_TOKENS:

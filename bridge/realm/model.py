@@ -483,7 +483,7 @@ class Model:
             logits: F32 = matmul(x, self.output)[0]  # (n_vocab,)
             return logits
         slot: list[F32] = [x]
-        self.batcher.submit("logits", slot, self._logits_batch)
+        self.batcher.submit("logits", slot, self._logits_batch, order=self.config.n_layer)
         return slot[0]
 
     def _logits_batch(self, slots: Sequence[list[F32]]) -> None:
@@ -641,6 +641,7 @@ class KVContext:
         if self.closed:
             return
         self.closed = True
+        self.model.batcher.forget(self)  # nobody waits for this context's next call
         c = self.model.config
         self._native.clear()  # the native layers point into the arrays below
         self.pool.clear()
@@ -722,6 +723,7 @@ class KVContext:
                     _layer_batch,
                     tokens=len(chunk),
                     owner=self,
+                    order=layer,  # the tenant furthest behind goes first, so the others can join it
                 )
                 self.filled[layer] = position + start + len(chunk)
             return

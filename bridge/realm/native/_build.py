@@ -16,10 +16,11 @@ ffibuilder.set_source(
     "bridge.realm._native",
     '#include <stdint.h>\n#include "kernels.h"\n',
     # Relative to the project root, where setuptools runs the build.
-    sources=[str((HERE / "kernels.c").relative_to(ROOT))],
+    sources=[str((HERE / name).relative_to(ROOT)) for name in ("kernels.c", "threads.c")],
     include_dirs=[str(HERE.relative_to(ROOT))],
-    extra_compile_args=["-O3", "-std=gnu11", "-fopenmp"],
-    extra_link_args=["-fopenmp"],
+    # OpenMP only for its `simd` hints; threads come from our own pool (threads.c).
+    extra_compile_args=["-O3", "-std=gnu11", "-fopenmp-simd", "-pthread"],
+    extra_link_args=["-pthread"],
 )
 
 if __name__ == "__main__":

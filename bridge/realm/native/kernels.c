@@ -3,18 +3,21 @@
  * y (n, rows) = x (n, cols) @ W^T, where W is `rows` rows of `cols` elements stored as ggml blocks.
  * Each row is dequantized once into a small float buffer and dotted with every token's x, so a
  * prefill batch is matrix-matrix work and the weights are never expanded in memory. Rows are split
- * between OpenMP threads; Python's GIL is released around the call (cffi's default).
+ * between the threads of the process-wide pool (threads.c); Python's GIL is released around the call
+ * (cffi's default).
  *
  * The row kernel is compiled three times (x86-64-v4 = AVX-512, x86-64-v3 = AVX2+FMA, portable) and
  * the loader picks the best the CPU has (gcc target_clones). The numpy code in quants.py/model.py is
  * the reference; tests/test_native.py keeps the two equal.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
+#include "threads.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define ROW_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -323,10 +326,32 @@ int bridge_matmul(const uint8_t *w, int type, int64_t rows, int64_t cols, const 
     return matmul_weight(&weight, x, n, y, n_threads);
 }
 
+/* One part of a matrix product: rows [begin, end) of the weight against every token. */
+typedef struct {
+    const bridge_weight *wt;
+    const float *x, *xsum;
+    float *y;
+    int64_t n, stride;
+    atomic_int failed;
+} matmul_job;
+
+static void matmul_rows(void *arg, int64_t begin, int64_t end) {
+    matmul_job *job = arg;
+    const bridge_weight *wt = job->wt;
+    float *tmp = malloc((size_t)wt->cols * sizeof(float));
+    if (!tmp) {
+        atomic_store(&job->failed, 1);
+        return;
+    }
+    for (int64_t r = begin; r < end; r++)
+        row_times_tokens(wt->type, wt->data + r * job->stride, wt->cols, job->x, job->n, job->y + r, wt->rows, tmp,
+                         job->xsum);
+    free(tmp);
+}
+
 static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, float *y, int n_threads) {
-    const uint8_t *w = wt->data;
     const int type = wt->type;
-    const int64_t rows = wt->rows, cols = wt->cols;
+    const int64_t cols = wt->cols;
     if (cpu_level < 0) cpu_level = bridge_cpu_level();
     int64_t stride = bridge_row_bytes(type, cols);
     if (stride == 0 || cols % block_elements(type) != 0) return -1;
@@ -339,22 +364,10 @@ static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, flo
             for (int j = 0; j < 32; j++) s += x[t * cols + b * 32 + j];
             xsum[t * (cols / 32) + b] = s;
         }
-    int failed = 0;
-#pragma omp parallel num_threads(n_threads > 0 ? n_threads : 1)
-    {
-        float *tmp = malloc((size_t)cols * sizeof(float));
-        if (!tmp) {
-#pragma omp atomic write
-            failed = 1;
-        } else {
-#pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++)
-                row_times_tokens(type, w + r * stride, cols, x, n, y + r, rows, tmp, xsum);
-            free(tmp);
-        }
-    }
+    matmul_job job = {wt, x, xsum, y, n, stride, 0};
+    bridge_parallel_for(matmul_rows, &job, wt->rows, n_threads);
     free(xsum);
-    return failed ? -2 : 0;
+    return atomic_load(&job.failed) ? -2 : 0;
 }
 
 int bridge_cpu_level(void) {
@@ -431,20 +444,26 @@ static void widen_halves(const uint16_t *in, float *out, int64_t count) {
 /* Grouped-query attention for tokens at position.., causal: token t sees positions <= position + t.
  * keys/values are the f16 cache's first `end` rows, widened to float once per call. As in the numpy reference (and ggml's f16 path), q meets the f16 keys as f16 and the
  * weights meet the f16 values as f16. Cloned per SIMD level like the matmul rows: it converts halves. */
+typedef struct {
+    const float *q, *keys, *values;
+    float *attn, *probs;
+    int64_t position, n_head, group, head_dim, qd, kvd, end;
+} attention_job;
+
+/* Attention jobs [begin, end): job = token * n_head + head. Cloned per SIMD level: it converts halves. */
 ROW_CLONES
-static void attention(const float *q, float *attn, float *probs, const float *keys, const float *values,
-                      int64_t n, int64_t position, int64_t n_head, int64_t group, int64_t head_dim, int64_t qd,
-                      int64_t kvd, int64_t end, int n_threads) {
-    const float scale = (float)(1.0 / sqrt((double)head_dim));
-#pragma omp parallel for num_threads(n_threads > 0 ? n_threads : 1) schedule(static)
-    for (int64_t job = 0; job < n * n_head; job++) {
-        const int64_t t = job / n_head, hh = job % n_head, kvh = hh / group, limit = position + t + 1;
+static void attention_heads(void *arg, int64_t begin, int64_t stop) {
+    const attention_job *a = arg;
+    const float scale = (float)(1.0 / sqrt((double)a->head_dim));
+    const int64_t head_dim = a->head_dim, end = a->end;
+    for (int64_t job = begin; job < stop; job++) {
+        const int64_t t = job / a->n_head, hh = job % a->n_head, kvh = hh / a->group, limit = a->position + t + 1;
         float qf[512];
-        const float *qv = q + t * qd + hh * head_dim;
+        const float *qv = a->q + t * a->qd + hh * head_dim;
         for (int64_t i = 0; i < head_dim; i++) qf[i] = from_half(to_half(qv[i]));
-        float *p = probs + job * end, top = -INFINITY, sum = 0.0f;
+        float *p = a->probs + job * end, top = -INFINITY, sum = 0.0f;
         for (int64_t s = 0; s < limit; s++) {
-            const float *kv = keys + s * kvd + kvh * head_dim;
+            const float *kv = a->keys + s * a->kvd + kvh * head_dim;
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
             for (int64_t i = 0; i < head_dim; i++) dot += qf[i] * kv[i];
@@ -455,15 +474,25 @@ static void attention(const float *q, float *attn, float *probs, const float *ke
             p[s] = expf(p[s] - top);
             sum += p[s];
         }
-        float *o = attn + t * qd + hh * head_dim;
+        float *o = a->attn + t * a->qd + hh * head_dim;
         for (int64_t i = 0; i < head_dim; i++) o[i] = 0.0f;
         for (int64_t s = 0; s < limit; s++) {
             const float weight = from_half(to_half(p[s] / sum));
-            const float *vv = values + s * kvd + kvh * head_dim;
+            const float *vv = a->values + s * a->kvd + kvh * head_dim;
 #pragma omp simd
             for (int64_t i = 0; i < head_dim; i++) o[i] += weight * vv[i];
         }
     }
+}
+
+/* Grouped-query attention for tokens at position.., causal: token t sees positions <= position + t.
+ * keys/values are the f16 cache's first `end` rows, widened to float once per call. As in the numpy
+ * reference (and ggml's f16 path), q meets the f16 keys as f16 and the weights meet the f16 values as f16. */
+static void attention(const float *q, float *attn, float *probs, const float *keys, const float *values,
+                      int64_t n, int64_t position, int64_t n_head, int64_t group, int64_t head_dim, int64_t qd,
+                      int64_t kvd, int64_t end, int n_threads) {
+    attention_job job = {q, keys, values, attn, probs, position, n_head, group, head_dim, qd, kvd, end};
+    bridge_parallel_for(attention_heads, &job, n * n_head, n_threads);
 }
 
 /* Several sequences (tenants) through one layer at once: the projections run on all their tokens
