@@ -453,6 +453,9 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+_LLAMA_QUIET: Any = None
+
+
 def _llama_cpp_batched(path: str, counts: Sequence[int], tokenizer: Any, questions: Sequence[str]) -> Any:
     """llama.cpp decoding N sequences together (one llama_batch per step, one sequence id per tenant)."""
     try:
@@ -460,6 +463,10 @@ def _llama_cpp_batched(path: str, counts: Sequence[int], tokenizer: Any, questio
     except ImportError:
         return None
     steps = 48
+    # llama.cpp logs every load and context to stderr; keep the table readable.
+    global _LLAMA_QUIET
+    _LLAMA_QUIET = llama_cpp.llama_log_callback(lambda level, text, data: None)  # kept: llama.cpp holds it
+    llama_cpp.llama_log_set(_LLAMA_QUIET, None)
     llama_cpp.llama_backend_init()
     mparams = llama_cpp.llama_model_default_params()
     lmodel = llama_cpp.llama_model_load_from_file(path.encode(), mparams)
