@@ -13,7 +13,7 @@ class BuildNative(build_ext):
         except Exception as exc:
             raise SystemExit(
                 "bridge: building its native kernels (bridge/realm/native/kernels.c) needs a C compiler "
-                f"with OpenMP, such as gcc, and it failed: {exc}\n"
+                f"such as gcc, and it failed: {exc}\n"
                 "Install one (Debian/Ubuntu: apt-get install gcc) and run pip install again."
             ) from exc
 
