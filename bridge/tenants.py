@@ -19,11 +19,12 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import HistogramMetricFamily
 
 from .errors import BridgeError, GuestExit, GuestInterrupted, GuestTimeout, GuestTrap, HostError
 from .guest import Guest, GuestModule
@@ -116,12 +117,38 @@ class _Capture:
         return text
 
 
+class _BatchSizes:
+    """A Prometheus collector: how many tenants' calls each kernel call served, per model (histogram)."""
+
+    BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+    def __init__(self, models: ModelStore) -> None:
+        self.models = models
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "bridge_batch_size",
+            "Tenant calls served by one kernel call (cross-tenant batching)",
+            labels=["model"],
+        )
+        for model in self.models.loaded():
+            sizes = model.batcher.batch_sizes
+            buckets = [
+                (str(b), float(sum(n for size, n in sizes.items() if size <= b))) for b in self.BUCKETS
+            ]
+            buckets.append(("+Inf", float(sum(sizes.values()))))
+            total = float(sum(size * n for size, n in sizes.items()))
+            family.add_metric([model.name], buckets, total)
+        yield family
+
+
 class TenantMetrics:
     """Prometheus metrics of one Tenants object (its own registry, so several can live in a process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, models: ModelStore) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        r.register(_BatchSizes(models))
         self.requests = Counter(
             "bridge_requests", "Runs by guest and outcome", ["guest", "outcome"], registry=r
         )
@@ -173,7 +200,7 @@ class Tenants:
         self.max_tenants = max_tenants
         self.max_queue = max_queue
         self.max_output = max_output
-        self.metrics = TenantMetrics()
+        self.metrics = TenantMetrics(self.models)
         self._slots = threading.Semaphore(max_tenants)
         self._lock = threading.Lock()
         self._admitted = 0  # running or waiting for a slot

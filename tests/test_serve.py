@@ -237,6 +237,7 @@ def test_sixteen_concurrent_questions_answer_as_they_do_alone(server: Server) ->
         r'bridge_host_function_seconds_total\{function="realm_forward_layer"\} [\d.e+-]+', metrics
     )
     assert "bridge_tokens_generated_total" in metrics and "bridge_buffer_pool_hits_total" in metrics
+    assert re.search(r'bridge_batch_size_count\{model="[^"]+"\} [1-9]', metrics)
 
 
 @needs_model
