@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         help="requests waiting for a tenant slot; past it the answer is 429 (default: 64)",
     )
     serve.add_argument("--target", choices=toolchain.TARGETS, default="wasm32", help="target for C guests")
-    _guest_options(serve)
+    _guest_options(serve, serving=True)
     _threads_option(serve)
     serve.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
@@ -247,7 +247,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _guest_options(parser: argparse.ArgumentParser) -> None:
+# A server's requests come from strangers: each gets a time limit unless the operator sets another.
+SERVE_DEFAULT_TIMEOUT = "60"
+
+
+def _guest_options(parser: argparse.ArgumentParser, *, serving: bool = False) -> None:
     """The options `run` and `serve` share: host functions, models, kernels and limits."""
     parser.add_argument(
         "--host",
@@ -275,8 +279,14 @@ def _guest_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         metavar="SECONDS",
-        help="wall-clock limit for the whole run (e.g. 2, 0.5, 30s, 5m); past it the guest is stopped "
-        f"and bridge exits {EXIT_TIMEOUT} (default: none)",
+        default=SERVE_DEFAULT_TIMEOUT if serving else None,
+        help=(
+            "wall-clock limit for each request's run (e.g. 2, 0.5, 30s, 5m); past it the guest is stopped "
+            f"and the reply has exit_code {EXIT_TIMEOUT} (default: {SERVE_DEFAULT_TIMEOUT} s)"
+            if serving
+            else "wall-clock limit for the whole run (e.g. 2, 0.5, 30s, 5m); past it the guest is stopped "
+            f"and bridge exits {EXIT_TIMEOUT} (default: none)"
+        ),
     )
     parser.add_argument(
         "--fuel",
