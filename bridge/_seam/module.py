@@ -178,20 +178,20 @@ def feature_validates(wasm: bytes, off: str | None = None) -> bool:
 def validation_error(wasm: bytes, off: str | None = None) -> str | None:
     """Why `wasm` does not validate with every feature on except `off`, or None when it does."""
     settings = FEATURE_SETTINGS[off] if off is not None else ()
-    try:
-        wasmtime.Module.validate(_probe_engine(settings or ()), wasm)
-    except wasmtime.WasmtimeError as exc:
-        return explain(exc)
-    return None
+    return _invalid(_probe_engine(settings or ()), wasm)
 
 
 def engine_validates(wasm: bytes) -> bool:
     """Whether bridge's own engine accepts `wasm`."""
+    return _invalid(make_engine(), wasm) is None
+
+
+def _invalid(engine: wasmtime.Engine, wasm: bytes) -> str | None:
     try:
-        wasmtime.Module.validate(make_engine(), wasm)
-    except wasmtime.WasmtimeError:
-        return False
-    return True
+        wasmtime.Module.validate(engine, wasm)
+    except wasmtime.WasmtimeError as exc:
+        return explain(exc)
+    return None
 
 
 def describe_module(wasm: bytes) -> tuple[list[ExternInfo], list[ExternInfo]]:

@@ -810,7 +810,8 @@ def _layer_batch(items: Sequence[tuple[KVContext, native.Layer, F32, int]]) -> N
     max_end = max(position + len(x) for _, _, x, position in items)
     # Sized for the farthest end rounded up to 256, so decoding reuses one buffer for 256 steps.
     end = min(max(kv.n_ctx for kv, _, _, _ in items), -(-max_end // 256) * 256)
-    scratch = first.pool.take(native.batch_scratch_floats(items[0][1], n_total, max(end, max_end)))
+    # As one sequence of all the tokens reaching the farthest position: enough for every sequence's part.
+    scratch = first.pool.take(items[0][1].scratch_floats(n_total, max(end, max_end)))
     started = time.perf_counter()
     try:
         native.forward_batch([(fused, x, position) for _, fused, x, position in items], scratch)

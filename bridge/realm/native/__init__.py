@@ -181,10 +181,6 @@ class Layer:
         d, n_head, n_kv, head_dim, _, n_ff = self.dims
         return int(_native.lib.bridge_layer_scratch(n, end, d, n_head, n_kv, head_dim, n_ff))
 
-    def forward(self, x: NDArray[np.float32], position: int, scratch: NDArray[np.float32]) -> None:
-        """Runs the layer in place on x (n, n_embd), a C-contiguous, writable float32 array."""
-        forward_batch([(self, x, position)], scratch)
-
 
 def forward_batch(
     items: Sequence[tuple[Layer, NDArray[np.float32], int]], scratch: NDArray[np.float32]
@@ -229,8 +225,3 @@ def forward_batch(
         for _, x, _ in items:
             x[:] = joined[start : start + x.shape[0]]
             start += x.shape[0]
-
-
-def batch_scratch_floats(layer: Layer, n_total: int, max_end: int) -> int:
-    """Scratch for forward_batch: as one sequence of all the tokens reaching the farthest position."""
-    return layer.scratch_floats(n_total, max_end)
