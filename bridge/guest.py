@@ -430,8 +430,10 @@ class Guest:
         HostError, GuestTimeout, GuestInterrupted, OutOfFuel) when the guest traps; GuestExit when it
         exits.
         """
-        self.signature(name)
-        return self.instance.call(name, *args)
+        instance = self.instance
+        if not instance.has_function(name):
+            self.signature(name)  # raises LinkError with the nearest names
+        return instance.call(name, *args)
 
     def run(self) -> int:
         """Runs the command's `_start` and returns its exit code."""

@@ -218,6 +218,9 @@ class Instance:
     def function_names(self) -> list[str]:
         return [n for n, e in self._exports.items() if isinstance(e, wasmtime.Func)]
 
+    def has_function(self, name: str) -> bool:
+        return isinstance(self._exports.get(name), wasmtime.Func)
+
     def func_signature(self, name: str) -> tuple[list[str], list[str]] | None:
         """(params, results) of exported function `name`, or None when there is no such function."""
         func = self._exports.get(name)
