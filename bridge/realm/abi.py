@@ -364,7 +364,7 @@ def realm_functions(
         """
         state = _state(ctx)
         cap = state.max_host_memory if state.max_host_memory is not None else ctx.limits.max_host_memory
-        kv = _lookup(ctx, model, Model).new_context(n_ctx, max_bytes=cap - state.host_bytes)
+        kv = _lookup(ctx, model, Model).new_context(n_ctx, max_bytes=cap - state.host_bytes, tenant=state)
         handle = ctx.handles.add(kv)
         state.add_context(handle, kv)
         return handle
@@ -437,7 +437,8 @@ def realm_functions(
         h = ctx.view(hidden, c.n_embd, np.float32, writable=False, parameter="hidden")  # (d,)
         if out_len < c.n_vocab:
             return c.n_vocab
-        logits = m.compute_logits(h)  # (n_vocab,), computed before writing, so out may alias hidden
+        # (n_vocab,), computed before writing, so out may alias hidden
+        logits = m.compute_logits(h, tenant=_state(ctx))
         ctx.view(out, c.n_vocab, np.float32, parameter="out")[:] = logits
         stats = _state(ctx).stats
         now = time.perf_counter()

@@ -4,13 +4,14 @@ Guests run on their own threads, and their realm calls arrive at the host concur
 (one per model) turns the calls waiting for the same work (the same layer, or the logits) into one kernel
 call, so the weights are read once for all of them. It is continuous batching: whoever is waiting
 when the kernels come free goes in the next batch. There is no fixed window: the leader waits (at most
-2 ms) only for tenants that called for the same work within the last 0.1 s and are on their way back
-(not waiting for other work, their context not freed); a tenant alone never waits, so it goes as fast as
-before. Tenants drift apart (one starts while another is at layer 20): of the waiting calls the one
-furthest behind (the lowest `order`, the layer) goes first, so those ahead wait for it and the two go on
-together; a call that has waited MAX_WAIT_SECONDS goes first whatever its order, so nobody starves. The
-thread whose call finds the kernels free leads: it runs batches until its own call is done, then hands
-the lead to the oldest waiting call.
+GATHER_SECONDS) only for the tenants on their way to the same work: those whose last call finished
+moments ago (within RECENT_SECONDS) and was for the work that tenants do just before it (the layer
+before, say; learnt from the calls), who are not waiting here and have not been forgotten. A tenant alone
+never waits, so it goes as fast as before. Tenants drift apart (one starts while another is at layer 20):
+of the waiting calls the one furthest behind (the lowest `order`, the layer) goes first, so those ahead
+wait for it and the two go on together; a call that has waited MAX_WAIT_SECONDS goes first whatever its
+order, so nobody starves. The thread whose call finds the kernels free leads: it runs batches until its
+own call is done, then hands the lead to the oldest waiting call.
 
 Results do not depend on who else is running: every kernel computes each token on its own, in an order
 that does not depend on the batch (tests/test_batching.py checks the bits).
@@ -24,10 +25,10 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-# The leader waits at most GATHER_SECONDS for the tenants that called for the same work within the last
-# RECENT_SECONDS (they are on their way back, a step behind); a tenant that is alone never waits.
-GATHER_SECONDS = 0.002
-RECENT_SECONDS = 0.1
+# The leader waits at most GATHER_SECONDS for the tenants on their way: their last call finished within
+# RECENT_SECONDS and came just before this work. A tenant that is alone never waits.
+GATHER_SECONDS = 0.003
+RECENT_SECONDS = 0.02
 # A call waiting longer than this goes next, whatever its order.
 MAX_WAIT_SECONDS = 0.02
 # A batch holds at most this many calls, and its tokens at most MAX_BATCH_TOKENS (a prefill chunk
@@ -46,6 +47,7 @@ class _Call:
         "item",
         "key",
         "lead",
+        "named",
         "order",
         "owner",
         "run",
@@ -62,7 +64,8 @@ class _Call:
         self.item = item
         self.run = run
         self.tokens = tokens
-        self.owner = owner if owner is not None else self  # a context appears at most once in a batch
+        self.owner = owner if owner is not None else self  # an owner appears at most once in a batch
+        self.named = owner is not None
         self.event = threading.Event()
         self.finished = False
         self.lead = False
@@ -75,8 +78,11 @@ class Batcher:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._waiting: list[_Call] = []
-        # key -> owner (a context) -> when it last called, for the owners that said who they are
-        self._recent: dict[Hashable, dict[int, float]] = {}
+        # For the owners that said who they are (a tenant): id -> (the key of its last call, when that
+        # finished); and key -> the key its owners called for next, as last seen. Both stay small: one
+        # entry per live owner (forget() and age drop them), one per kind of work.
+        self._last: dict[int, tuple[Hashable, float]] = {}
+        self._next_key: dict[Hashable, Hashable] = {}
         self._leading = False
         self.batch_sizes: Counter[int] = Counter()  # calls per batch -> how many batches
 
@@ -95,8 +101,8 @@ class Batcher:
         call = _Call(key, item, run, tokens, owner, order)
         with self._lock:
             self._waiting.append(call)
-            if owner is not None:
-                self._recent.setdefault(key, {})[id(owner)] = time.monotonic()
+            if owner is not None and (last := self._last.get(id(owner))) is not None:
+                self._next_key[last[0]] = key
             lead = not self._leading
             self._leading = True
             self._lock.notify_all()
@@ -129,32 +135,41 @@ class Batcher:
                 for c in batch:
                     c.error = exc
             self.batch_sizes[len(batch)] += 1
+            now = time.monotonic()
+            with self._lock:
+                for c in batch:
+                    if c.named:
+                        self._last[id(c.owner)] = (c.key, now)
             for c in batch:
                 c.finished = True
                 if c is not mine:
                     c.event.set()
 
     def _gather(self) -> None:
-        """Waits (briefly, lock released) for the owners that recently called for the next batch's work
-        and are now on their way back: neither waiting here (for this or other work) nor gone."""
+        """Waits (briefly, lock released) for the owners on their way to the next batch's work: their
+        last call finished within RECENT_SECONDS and was for the work before it, and they are neither
+        waiting here nor forgotten."""
         key = self._next().key
         deadline = time.monotonic() + GATHER_SECONDS
         while True:
             now = time.monotonic()
-            recent = self._recent.get(key, {})
-            for owner in [o for o, when in recent.items() if now - when > RECENT_SECONDS]:
-                del recent[owner]
-            waiting = {id(c.owner) for c in self._waiting}
-            on_the_way = sum(o not in waiting for o in recent)
-            if not on_the_way or now >= deadline or len(self._waiting) >= MAX_BATCH_CALLS:
+            if not self._on_the_way(key, now) or now >= deadline or len(self._waiting) >= MAX_BATCH_CALLS:
                 return
             self._lock.wait(deadline - now)
 
+    def _on_the_way(self, key: Hashable, now: float) -> int:
+        """How many owners are on their way to `key` (see _gather); drops the owners not seen lately."""
+        for owner in [o for o, (_, when) in self._last.items() if now - when > RECENT_SECONDS]:
+            del self._last[owner]
+        waiting = {id(c.owner) for c in self._waiting}
+        return sum(
+            o not in waiting and self._next_key.get(last) == key for o, (last, _) in self._last.items()
+        )
+
     def forget(self, owner: object) -> None:
-        """`owner` will call no more (its context is freed): nobody waits for it."""
+        """`owner` will call no more (its context is freed, its guest is done): nobody waits for it."""
         with self._lock:
-            for recent in self._recent.values():
-                recent.pop(id(owner), None)
+            self._last.pop(id(owner), None)
 
     def _next(self) -> _Call:
         """The call whose work goes next: the oldest if it has waited too long, else the furthest behind."""

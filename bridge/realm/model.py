@@ -472,18 +472,19 @@ class Model:
         self.check_ids(ids)
         return self.token_embd.take_rows(np.asarray(ids, dtype=np.intp))
 
-    def compute_logits(self, hidden: F32) -> F32:
+    def compute_logits(self, hidden: F32, *, tenant: object = None) -> F32:
         """Final norm and output projection of one hidden vector (n_embd,) -> (n_vocab,).
 
         On the native kernels, concurrent calls (other tenants') share one pass over the output weights;
-        each row's logits are the same bits as alone.
+        each row's logits are the same bits as alone. `tenant` says who calls (as in new_context), so
+        the batcher knows who is on the way.
         """
         x = rmsnorm(hidden.reshape(1, -1).astype(np.float32), self.output_norm, self.config.rms_eps)  # (1, d)
         if not (native.kernels() == "native" and native.supports(self.output.qtype)):
             logits: F32 = matmul(x, self.output)[0]  # (n_vocab,)
             return logits
         slot: list[F32] = [x]
-        self.batcher.submit("logits", slot, self._logits_batch, order=self.config.n_layer)
+        self.batcher.submit("logits", slot, self._logits_batch, owner=tenant, order=self.config.n_layer)
         return slot[0]
 
     def _logits_batch(self, slots: Sequence[list[F32]]) -> None:
@@ -494,8 +495,11 @@ class Model:
         for i, slot in enumerate(slots):
             slot[0] = logits[i]
 
-    def new_context(self, n_ctx: int, *, max_bytes: int | None = None) -> KVContext:
+    def new_context(self, n_ctx: int, *, max_bytes: int | None = None, tenant: object = None) -> KVContext:
         """A KV cache for `n_ctx` positions, holding at most KVContext.bytes_for(config, n_ctx) bytes.
+
+        `tenant` is whoever runs it (one guest instance, whose calls come one at a time); the batcher
+        follows each tenant from call to call to know whom to wait for. Default: the context itself.
 
         Raises RealmError(EINVAL) when n_ctx is 0 or above the model's context, and RealmError(ENOMEM)
         when that is more than `max_bytes`, before allocating anything.
@@ -509,7 +513,7 @@ class Model:
                 f"more than the {max(max_bytes, 0)} bytes left",
                 ENOMEM,
             )
-        return KVContext(self, n_ctx)
+        return KVContext(self, n_ctx, tenant)
 
     def get_tensor(self, name: str, out: F32 | None = None) -> F32:
         """A tensor dequantized, flattened: (n_elements,). Into `out` (a float32 array of n_elements)
@@ -566,11 +570,10 @@ def layer_scratch_floats(c: Config, n: int, end: int) -> int:
     """Floats of scratch for one fused layer pass over n tokens ending before position `end`.
 
     The layout of kernels.c's bridge_layer_forward (bridge_layer_scratch there; a test holds them equal):
-    h, q, k, v, attn, gate, up, out per token, attention probabilities per token and head, keys and
-    values widened to float for every position.
+    h, q, k, v, attn, gate, up, out per token, and the attention probabilities per token and head.
     """
     qd, kvd = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
-    return n * (2 * c.n_embd + 2 * qd + 2 * kvd + 2 * c.n_ff) + n * c.n_head * end + 2 * end * kvd
+    return n * (2 * c.n_embd + 2 * qd + 2 * kvd + 2 * c.n_ff) + n * c.n_head * end
 
 
 def layer_chunk_tokens(c: Config, end: int) -> int:
@@ -586,9 +589,10 @@ class KVContext:
     It holds at most `bytes_for(config, n_ctx)` bytes (`held_bytes`) until `close` frees them.
     """
 
-    def __init__(self, model: Model, n_ctx: int) -> None:
+    def __init__(self, model: Model, n_ctx: int, tenant: object = None) -> None:
         c = model.config
         self.model = model
+        self.tenant = tenant if tenant is not None else self  # the batcher's owner of this context's calls
         self.n_ctx = n_ctx
         self.closed = False
         kv_dim = c.n_head_kv * c.head_dim
@@ -641,7 +645,7 @@ class KVContext:
         if self.closed:
             return
         self.closed = True
-        self.model.batcher.forget(self)  # nobody waits for this context's next call
+        self.model.batcher.forget(self.tenant)  # nobody waits for this context's next call
         c = self.model.config
         self._native.clear()  # the native layers point into the arrays below
         self.pool.clear()
@@ -722,7 +726,7 @@ class KVContext:
                     (self, fused, chunk, position + start),
                     _layer_batch,
                     tokens=len(chunk),
-                    owner=self,
+                    owner=self.tenant,
                     order=layer,  # the tenant furthest behind goes first, so the others can join it
                 )
                 self.filled[layer] = position + start + len(chunk)

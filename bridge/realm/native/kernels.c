@@ -406,8 +406,14 @@ static inline __attribute__((always_inline)) uint16_t to_half(float f) {
 }
 
 static inline __attribute__((always_inline)) float from_half(uint16_t h) {
+#if defined(__FLT16_MAX__)
+    _Float16 f; /* a plain reinterpretation */
+    memcpy(&f, &h, sizeof f);
+    return (float)f;
+#else
     uint8_t b[2] = {(uint8_t)(h & 0xFF), (uint8_t)(h >> 8)};
     return half(b);
+#endif
 }
 
 static void rmsnorm(const float *x, const float *weight, int64_t n, int64_t d, float eps, float *out) {
@@ -436,37 +442,70 @@ static void rope(float *v, int64_t n, int64_t heads, int64_t head_dim, int64_t r
     }
 }
 
-ROW_CLONES
-static void widen_halves(const uint16_t *in, float *out, int64_t count) {
-    for (int64_t i = 0; i < count; i++) out[i] = from_half(in[i]);
+/* dot(q, k) and o += weight * v over n halves k and v, for attention over the f16 cache. */
+#ifdef HAVE_AVX512_DOTS
+AVX512 static float dot_halves_avx512(const float *q, const uint16_t *k, int64_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i))), acc);
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i)), acc);
+    }
+    return _mm512_reduce_add_ps(acc);
 }
 
-/* Grouped-query attention for tokens at position.., causal: token t sees positions <= position + t.
- * keys/values are the f16 cache's first `end` rows, widened to float once per call. As in the numpy reference (and ggml's f16 path), q meets the f16 keys as f16 and the
- * weights meet the f16 values as f16. Cloned per SIMD level like the matmul rows: it converts halves. */
+AVX512 static void add_halves_avx512(float *o, float weight, const uint16_t *v, int64_t n) {
+    const __m512 w = _mm512_set1_ps(weight);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(o + i, _mm512_fmadd_ps(w, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))),
+                                                _mm512_loadu_ps(o + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(o + i, m, _mm512_fmadd_ps(w, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + i)),
+                                                          _mm512_maskz_loadu_ps(m, o + i)));
+    }
+}
+#endif
+
+/* Grouped-query attention for every sequence's tokens in one parallel pass, causal: a sequence's token t
+ * sees its positions <= position + t. Keys and values are read from each sequence's f16 cache as they
+ * are. As in the numpy reference (and ggml's f16 path), q meets the f16 keys as f16 and the weights meet
+ * the f16 values as f16. */
 typedef struct {
-    const float *q, *keys, *values;
+    const float *q;
     float *attn, *probs;
-    int64_t position, n_head, group, head_dim, qd, kvd, end;
+    const bridge_seq *seqs;
+    const int64_t *seq_of, *first; /* each token's sequence; each sequence's first token */
+    int64_t n_head, group, head_dim, qd, kvd, max_end;
 } attention_job;
 
-/* Attention jobs [begin, end): job = token * n_head + head. Cloned per SIMD level: it converts halves. */
+/* Attention jobs [begin, end): job = token * n_head + head, over all sequences' tokens. */
 ROW_CLONES
 static void attention_heads(void *arg, int64_t begin, int64_t stop) {
     const attention_job *a = arg;
     const float scale = (float)(1.0 / sqrt((double)a->head_dim));
-    const int64_t head_dim = a->head_dim, end = a->end;
+    const int64_t head_dim = a->head_dim;
     for (int64_t job = begin; job < stop; job++) {
-        const int64_t t = job / a->n_head, hh = job % a->n_head, kvh = hh / a->group, limit = a->position + t + 1;
+        const int64_t t = job / a->n_head, hh = job % a->n_head, kvh = hh / a->group;
+        const bridge_seq *seq = &a->seqs[a->seq_of[t]];
+        const int64_t limit = seq->position + (t - a->first[a->seq_of[t]]) + 1;
+        const uint16_t *keys = seq->k_cache + kvh * head_dim, *values = seq->v_cache + kvh * head_dim;
         float qf[512];
         const float *qv = a->q + t * a->qd + hh * head_dim;
         for (int64_t i = 0; i < head_dim; i++) qf[i] = from_half(to_half(qv[i]));
-        float *p = a->probs + job * end, top = -INFINITY, sum = 0.0f;
+        float *p = a->probs + job * a->max_end, top = -INFINITY, sum = 0.0f;
         for (int64_t s = 0; s < limit; s++) {
-            const float *kv = a->keys + s * a->kvd + kvh * head_dim;
+            const uint16_t *kv = keys + s * a->kvd;
             float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (int64_t i = 0; i < head_dim; i++) dot += qf[i] * kv[i];
+#ifdef HAVE_AVX512_DOTS
+            if (cpu_level >= 2)
+                dot = dot_halves_avx512(qf, kv, head_dim);
+            else
+#endif
+                for (int64_t i = 0; i < head_dim; i++) dot += qf[i] * from_half(kv[i]);
             p[s] = dot * scale;
             if (p[s] > top) top = p[s];
         }
@@ -478,21 +517,15 @@ static void attention_heads(void *arg, int64_t begin, int64_t stop) {
         for (int64_t i = 0; i < head_dim; i++) o[i] = 0.0f;
         for (int64_t s = 0; s < limit; s++) {
             const float weight = from_half(to_half(p[s] / sum));
-            const float *vv = a->values + s * a->kvd + kvh * head_dim;
-#pragma omp simd
-            for (int64_t i = 0; i < head_dim; i++) o[i] += weight * vv[i];
+            const uint16_t *vv = values + s * a->kvd;
+#ifdef HAVE_AVX512_DOTS
+            if (cpu_level >= 2)
+                add_halves_avx512(o, weight, vv, head_dim);
+            else
+#endif
+                for (int64_t i = 0; i < head_dim; i++) o[i] += weight * from_half(vv[i]);
         }
     }
-}
-
-/* Grouped-query attention for tokens at position.., causal: token t sees positions <= position + t.
- * keys/values are the f16 cache's first `end` rows, widened to float once per call. As in the numpy
- * reference (and ggml's f16 path), q meets the f16 keys as f16 and the weights meet the f16 values as f16. */
-static void attention(const float *q, float *attn, float *probs, const float *keys, const float *values,
-                      int64_t n, int64_t position, int64_t n_head, int64_t group, int64_t head_dim, int64_t qd,
-                      int64_t kvd, int64_t end, int n_threads) {
-    attention_job job = {q, keys, values, attn, probs, position, n_head, group, head_dim, qd, kvd, end};
-    bridge_parallel_for(attention_heads, &job, n * n_head, n_threads);
 }
 
 /* Several sequences (tenants) through one layer at once: the projections run on all their tokens
@@ -513,10 +546,9 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
         if (seqs[i].position + seqs[i].n > max_end) max_end = seqs[i].position + seqs[i].n;
     }
     /* scratch (floats): h (n,d) | q (n,qd) | k (n,kvd) | v (n,kvd) | attn (n,qd) | gate (n,n_ff) |
-     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, max_end) | keys (max_end,kvd) | values (max_end,kvd) */
+     * up (n,n_ff) | out (n,d) | probabilities (n*n_head, max_end) */
     float *h = scratch, *q = h + n * d, *k = q + n * qd, *v = k + n * kvd, *attn = v + n * kvd;
     float *gate = attn + n * qd, *up = gate + n * n_ff, *out = up + n * n_ff, *probs = out + n * d;
-    float *keys = probs + n * n_head * max_end, *values = keys + max_end * kvd;
     int rc = 0;
 
     /* attention rmsnorm; q, k, v projections of every sequence's tokens at once */
@@ -525,10 +557,14 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
     rc |= matmul_weight(&w[1], h, n, k, n_threads);
     rc |= matmul_weight(&w[2], h, n, v, n_threads);
     if (rc) return rc;
+    /* each token's sequence and each sequence's first token, for the attention jobs */
+    int64_t *seq_of = malloc((size_t)(n + n_seq) * sizeof(int64_t)), *first = seq_of + n;
+    if (!seq_of) return -2;
     for (int64_t i = 0, t0 = 0; i < n_seq; t0 += seqs[i].n, i++) {
         const bridge_seq *s = &seqs[i];
-        const int64_t end = s->position + s->n;
         float *qs = q + t0 * qd, *ks = k + t0 * kvd, *vs = v + t0 * kvd;
+        first[i] = t0;
+        for (int64_t t = 0; t < s->n; t++) seq_of[t0 + t] = i;
         /* rotary embedding of q and k at this sequence's positions; append to its f16 KV cache */
         rope(qs, s->n, n_head, head_dim, rope_dim, s->position, s->cos_t, s->sin_t);
         rope(ks, s->n, n_head_kv, head_dim, rope_dim, s->position, s->cos_t, s->sin_t);
@@ -536,12 +572,11 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
             s->k_cache[s->position * kvd + j] = to_half(ks[j]);
             s->v_cache[s->position * kvd + j] = to_half(vs[j]);
         }
-        /* grouped-query attention over its own cache, widened to float once for all heads and tokens */
-        widen_halves(s->k_cache, keys, end * kvd);
-        widen_halves(s->v_cache, values, end * kvd);
-        attention(qs, attn + t0 * qd, probs, keys, values, s->n, s->position, n_head, group, head_dim, qd, kvd,
-                  end, n_threads);
     }
+    /* grouped-query attention of every sequence's tokens over its own cache, in one parallel pass */
+    attention_job job = {q, attn, probs, seqs, seq_of, first, n_head, group, head_dim, qd, kvd, max_end};
+    bridge_parallel_for(attention_heads, &job, n * n_head, n_threads);
+    free(seq_of);
     /* output projection, residual */
     rc |= matmul_weight(&w[3], attn, n, out, n_threads);
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
@@ -568,5 +603,5 @@ int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *att
 int64_t bridge_layer_scratch(int64_t n, int64_t end, int64_t n_embd, int64_t n_head, int64_t n_head_kv,
                              int64_t head_dim, int64_t n_ff) {
     const int64_t qd = n_head * head_dim, kvd = n_head_kv * head_dim;
-    return n * (2 * n_embd + 2 * qd + 2 * kvd + 2 * n_ff) + n * n_head * end + 2 * end * kvd;
+    return n * (2 * n_embd + 2 * qd + 2 * kvd + 2 * n_ff) + n * n_head * end;
 }
