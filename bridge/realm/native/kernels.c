@@ -219,68 +219,91 @@ static int is_block32(int type) { return type == T_Q4_0 || type == T_Q4_1; }
 #include <immintrin.h>
 #define HAVE_AVX512_DOTS 1
 
-/* The same dots as dot_row32 and Q8_0's, written out for AVX-512: 16 lanes per instruction, the
- * block scale applied with one FMA per block. Each block is unpacked once for K tokens (x rows
- * x_stride apart), so a prefill batch reuses the unpacked weights from registers. Used when
- * bridge_cpu_level() says AVX-512 is there. */
+/* Block b's 32 weights of one row as integers in float (Q4_0's q - 8, Q4_1's and Q8_0's q) and its scale d;
+ * Q4_1's min m (0 for the others). */
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
-AVX512 static inline __attribute__((always_inline)) void dots_avx512(int type, const uint8_t *row, int64_t cols,
-                                                                      const float *x, int64_t x_stride,
-                                                                      const float *xsum, int64_t xsum_stride,
-                                                                      int k, float *out) {
-    __m512 acc[4];
-    float mins[4];
-    for (int j = 0; j < k; j++) {
-        acc[j] = _mm512_setzero_ps();
-        mins[j] = 0.0f;
+AVX512 static inline __attribute__((always_inline)) void block_avx512(int type, const uint8_t *block, __m512 *lo,
+                                                                       __m512 *hi, __m512 *d, float *m) {
+    *d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)block));
+    *m = 0.0f;
+    if (type == T_Q8_0) {
+        *lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 2))));
+        *hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 18))));
+        return;
     }
-    const int64_t blocks = cols / 32;
-    const __m512i low = _mm512_set1_epi32(0xF);
-    for (int64_t b = 0; b < blocks; b++) {
-        __m512 lo, hi;
-        const float d = _cvtsh_ss(*(const uint16_t *)row);
-        if (type == T_Q8_0) {
-            lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 2))));
-            hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(row + 18))));
-            row += 34;
-        } else {
-            const int offset = type == T_Q4_1 ? 4 : 2;
-            const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(row + offset)));
-            lo = _mm512_cvtepi32_ps(_mm512_and_si512(q, low));
-            hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4));
-            if (type == T_Q4_0) {
-                lo = _mm512_sub_ps(lo, _mm512_set1_ps(8.0f));
-                hi = _mm512_sub_ps(hi, _mm512_set1_ps(8.0f));
-            } else {
-                const float m = _cvtsh_ss(*(const uint16_t *)(row + 2));
-                for (int j = 0; j < k; j++) mins[j] += m * xsum[j * xsum_stride + b];
-            }
-            row += offset + 16;
-        }
-        const __m512 scale = _mm512_set1_ps(d);
-        for (int j = 0; j < k; j++) {
-            const float *xj = x + j * x_stride + b * 32;
-            __m512 t = _mm512_mul_ps(lo, _mm512_loadu_ps(xj));
-            t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xj + 16), t);
-            acc[j] = _mm512_fmadd_ps(t, scale, acc[j]);
-        }
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(block + (type == T_Q4_1 ? 4 : 2))));
+    *lo = _mm512_cvtepi32_ps(_mm512_and_si512(q, _mm512_set1_epi32(0xF)));
+    *hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4));
+    if (type == T_Q4_0) {
+        *lo = _mm512_sub_ps(*lo, _mm512_set1_ps(8.0f));
+        *hi = _mm512_sub_ps(*hi, _mm512_set1_ps(8.0f));
+    } else if (type == T_Q4_1) {
+        *m = _cvtsh_ss(*(const uint16_t *)(block + 2));
     }
-    for (int j = 0; j < k; j++) out[j] = _mm512_reduce_add_ps(acc[j]) + mins[j];
 }
 
-/* One weight row against all n tokens, four at a time. */
-AVX512 static void row_avx512(int type, const uint8_t *row, int64_t cols, const float *x, int64_t n, float *y,
-                              int64_t rows, const float *xsum) {
-    const int64_t per = cols / 32;
-    float out[4];
-    int64_t t = 0;
-    for (; t + 4 <= n; t += 4) {
-        dots_avx512(type, row, cols, x + t * cols, cols, xsum + t * per, per, 4, out);
-        for (int j = 0; j < 4; j++) y[(t + j) * rows] = out[j];
+/* R rows (1 or 2, `stride` bytes apart) against k tokens (k <= 4, x rows x_stride apart, xsum their block
+ * sums): out[r * 4 + j]. Each block is unpacked once for the k tokens, and each token's x loaded once for
+ * the R rows. Per (row, token) and block: the integers meet x (a product and an FMA), the block scale
+ * comes in with one more FMA, and Q4_1's min meets the block sum of x; then one reduction. So a dot's bits
+ * are the same whatever R, k and its place in the tile. */
+AVX512 static inline __attribute__((always_inline)) void tile_avx512(int type, const uint8_t *row, int64_t stride,
+                                                                      int R, int64_t cols, const float *x,
+                                                                      int64_t x_stride, const float *xsum, int k,
+                                                                      float *out) {
+    __m512 acc[2][4];
+    float mins[2][4];
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < k; j++) {
+            acc[r][j] = _mm512_setzero_ps();
+            mins[r][j] = 0.0f;
+        }
+    const int64_t blocks = cols / 32, size = block_bytes(type);
+    for (int64_t b = 0; b < blocks; b++) {
+        __m512 lo[2], hi[2], d[2];
+        float m[2];
+        for (int r = 0; r < R; r++) block_avx512(type, row + r * stride + b * size, &lo[r], &hi[r], &d[r], &m[r]);
+        for (int j = 0; j < k; j++) {
+            const __m512 x0 = _mm512_loadu_ps(x + j * x_stride + b * 32);
+            const __m512 x1 = _mm512_loadu_ps(x + j * x_stride + b * 32 + 16);
+            for (int r = 0; r < R; r++) {
+                const __m512 t = _mm512_fmadd_ps(hi[r], x1, _mm512_mul_ps(lo[r], x0));
+                acc[r][j] = _mm512_fmadd_ps(t, d[r], acc[r][j]);
+                if (type == T_Q4_1) mins[r][j] += m[r] * xsum[j * (cols / 32) + b];
+            }
+        }
     }
-    for (; t < n; t++) {
-        dots_avx512(type, row, cols, x + t * cols, cols, xsum + t * per, per, 1, out);
-        y[t * rows] = out[0];
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < k; j++) out[r * 4 + j] = _mm512_reduce_add_ps(acc[r][j]) + mins[r][j];
+}
+
+/* Rows [first, first + R) of a Q4_0, Q4_1 or Q8_0 weight (R = 1 or 2) against all n tokens, four at a
+ * time: y[t * rows + first + r]. Used when bridge_cpu_level() says AVX-512 is there. */
+AVX512 static void rows_avx512(int type, const uint8_t *data, int64_t stride, int64_t first, int R, int64_t cols,
+                               const float *x, const float *xsum, int64_t n, float *y, int64_t rows) {
+    const uint8_t *row = data + first * stride;
+    float out[8];
+    for (int64_t t = 0; t < n; t += 4) {
+        const int k = n - t < 4 ? (int)(n - t) : 4;
+        const float *xt = x + t * cols, *st = xsum + t * (cols / 32);
+        /* constant R and k in each call, so each tile is unrolled on its own */
+        if (R == 2) {
+            switch (k) {
+            case 4: tile_avx512(type, row, stride, 2, cols, xt, cols, st, 4, out); break;
+            case 3: tile_avx512(type, row, stride, 2, cols, xt, cols, st, 3, out); break;
+            case 2: tile_avx512(type, row, stride, 2, cols, xt, cols, st, 2, out); break;
+            default: tile_avx512(type, row, stride, 2, cols, xt, cols, st, 1, out); break;
+            }
+        } else {
+            switch (k) {
+            case 4: tile_avx512(type, row, stride, 1, cols, xt, cols, st, 4, out); break;
+            case 3: tile_avx512(type, row, stride, 1, cols, xt, cols, st, 3, out); break;
+            case 2: tile_avx512(type, row, stride, 1, cols, xt, cols, st, 2, out); break;
+            default: tile_avx512(type, row, stride, 1, cols, xt, cols, st, 1, out); break;
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < k; j++) y[(t + j) * rows + first + r] = out[r * 4 + j];
     }
 }
 #endif
@@ -297,13 +320,6 @@ void bridge_cap_cpu_level(int level) {
 ROW_CLONES
 static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const float *x, int64_t n,
                              float *y, int64_t rows, float *tmp, const float *xsum) {
-#ifdef HAVE_AVX512_DOTS
-    /* With AVX-512 the fused dots beat dequantize-then-dot at every batch size measured (1 to 512). */
-    if (cpu_level == 2 && (is_block32(type) || type == T_Q8_0)) {
-        row_avx512(type, row, cols, x, n, y, rows, xsum);
-        return;
-    }
-#endif
     if (is_block32(type)) {
         /* Q4_0 and Q4_1 always take the fused per-token dot, whatever n is, so a token's result never
          * depends on how many others share the batch (batch invariance across tenants). */
@@ -338,6 +354,17 @@ typedef struct {
 static void matmul_rows(void *arg, int64_t begin, int64_t end) {
     matmul_job *job = arg;
     const bridge_weight *wt = job->wt;
+#ifdef HAVE_AVX512_DOTS
+    /* With AVX-512 the tiles beat dequantize-then-dot at every batch size measured. */
+    if (cpu_level == 2 && (is_block32(wt->type) || wt->type == T_Q8_0)) {
+        /* pairs of rows share each token's loads once there are tokens enough to fill the registers */
+        const int pair = job->n >= 4 ? 2 : 1;
+        for (int64_t r = begin; r < end; r += pair)
+            rows_avx512(wt->type, wt->data, job->stride, r, end - r >= pair ? pair : 1, wt->cols, job->x, job->xsum,
+                        job->n, job->y, wt->rows);
+        return;
+    }
+#endif
     float *tmp = malloc((size_t)wt->cols * sizeof(float));
     if (!tmp) {
         atomic_store(&job->failed, 1);
