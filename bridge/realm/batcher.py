@@ -1,17 +1,18 @@
 """Cross-tenant batching: concurrent kernel calls on one model coalesced into one.
 
 Guests run on their own threads, and their realm calls arrive at the host concurrently. A `Batcher`
-(one per model) turns the calls waiting for the same work (the same layer, or the logits) into one kernel
-call, so the weights are read once for all of them. It is continuous batching: whoever is waiting
-when the kernels come free goes in the next batch. There is no fixed window: the leader waits (at most
-GATHER_SECONDS) only for the tenants on their way to the same work: those whose last call finished
-moments ago (within RECENT_SECONDS) and was for the work that tenants do just before it (the layer
-before, say; learnt from the calls), who are not waiting here and have not been forgotten. A tenant alone
-never waits, so it goes as fast as before. Tenants drift apart (one starts while another is at layer 20):
-of the waiting calls the one furthest behind (the lowest `order`, the layer) goes first, so those ahead
-wait for it and the two go on together; a call that has waited MAX_WAIT_SECONDS goes first whatever its
-order, so nobody starves. The thread whose call finds the kernels free leads: it runs batches until its
-own call is done, then hands the lead to the oldest waiting call.
+(one per model) turns the calls waiting for the same work (a layer, the logits, or a run-ahead step: see
+model.RUN_AHEAD_TOKENS) into one kernel call, so the weights are read once for all of them. It is
+continuous batching: whoever is waiting when the kernels come free goes in the next batch. There is no
+fixed window: the leader waits (at most GATHER_SECONDS), while its batch has fewer than GATHER_TOKENS
+tokens, and only for the tenants on their way to the same work: those whose last call finished moments
+ago (within RECENT_SECONDS) and was for the work that tenants do just before it (learnt from the calls),
+who are not waiting here and have not been forgotten. A tenant alone never waits, so it goes as fast as
+before. Tenants drift apart (one starts while another is at layer 20): of the waiting calls the one
+furthest behind (the lowest `order`, the layer) goes first, so those ahead wait for it and the two go on
+together; a call that has waited MAX_WAIT_SECONDS goes first whatever its order, so nobody starves. The
+thread whose call finds the kernels free leads: it runs batches until its own call is done, then hands
+the lead to the oldest waiting call.
 
 Results do not depend on who else is running: every kernel computes each token on its own, in an order
 that does not depend on the batch (tests/test_batching.py checks the bits).
@@ -26,9 +27,12 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 # The leader waits at most GATHER_SECONDS for the tenants on their way: their last call finished within
-# RECENT_SECONDS and came just before this work. A tenant that is alone never waits.
+# RECENT_SECONDS and came just before this work. A tenant that is alone never waits. Nor does a batch of
+# GATHER_TOKENS tokens or more: the kernels are compute-bound from there, and the tenants still on their
+# way are better off forming the next batch while this one runs.
 GATHER_SECONDS = 0.003
 RECENT_SECONDS = 0.02
+GATHER_TOKENS = 8
 # A call waiting longer than this goes next, whatever its order.
 MAX_WAIT_SECONDS = 0.02
 # A batch holds at most this many calls, and its tokens at most MAX_BATCH_TOKENS (a prefill chunk
@@ -153,7 +157,11 @@ class Batcher:
         deadline = time.monotonic() + GATHER_SECONDS
         while True:
             now = time.monotonic()
-            if not self._on_the_way(key, now) or now >= deadline or len(self._waiting) >= MAX_BATCH_CALLS:
+            if (
+                now >= deadline
+                or sum(c.tokens for c in self._waiting if c.key == key) >= GATHER_TOKENS
+                or not self._on_the_way(key, now)
+            ):
                 return
             self._lock.wait(deadline - now)
 
