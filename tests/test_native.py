@@ -176,10 +176,12 @@ def test_steady_state_decode_allocates_nothing_new(smollm2: Model) -> None:
         x[:] = smollm2.embed_tokens([504])
         for layer in range(smollm2.config.n_layer):
             ctx.forward_layer_inplace(layer, x, position)
+        smollm2.compute_logits(x[0])
 
     for position in range(len(ids), len(ids) + 20):  # warm-up: buffers pooled, counters past small ints
         step(position)
     misses = {tier: s.misses for tier, s in ctx.pool.stats.items()}
+    grows = native.scratch_grows()
     # Bytes held after 10 and after 30 more steps. Python ints (the pool's counters, dict keys) are
     # re-allocated as they change, so which one is alive at a given moment moves a few dozen bytes
     # either way; anything kept per token (one object is at least 32 bytes, x 20 steps) would exceed 64.
@@ -194,5 +196,6 @@ def test_steady_state_decode_allocates_nothing_new(smollm2: Model) -> None:
     finally:
         tracemalloc.stop()
     assert {tier: s.misses for tier, s in ctx.pool.stats.items()} == misses  # every scratch buffer reused
+    assert native.scratch_grows() == grows  # and the kernels' own per-thread scratch too
     assert ctx.pool.stats["medium"].hits + ctx.pool.stats["small"].hits >= 20 * smollm2.config.n_layer
     assert retained <= 64, f"{retained} more bytes held after 20 more decode steps"

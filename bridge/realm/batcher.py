@@ -53,10 +53,10 @@ class _Call:
         "lead",
         "named",
         "order",
-        "owner",
         "run",
         "since",
         "tokens",
+        "who",
     )
 
     def __init__(
@@ -68,7 +68,9 @@ class _Call:
         self.item = item
         self.run = run
         self.tokens = tokens
-        self.owner = owner if owner is not None else self  # an owner appears at most once in a batch
+        # Who calls: its owner's id, or the call's own for an anonymous one (an id, not the call itself,
+        # so no call refers to itself). An owner appears at most once in a batch.
+        self.who = id(owner) if owner is not None else id(self)
         self.named = owner is not None
         self.event = threading.Event()
         self.finished = False
@@ -143,7 +145,7 @@ class Batcher:
             with self._lock:
                 for c in batch:
                     if c.named:
-                        self._last[id(c.owner)] = (c.key, now)
+                        self._last[c.who] = (c.key, now)
             for c in batch:
                 c.finished = True
                 if c is not mine:
@@ -169,7 +171,7 @@ class Batcher:
         """How many owners are on their way to `key` (see _gather); drops the owners not seen lately."""
         for owner in [o for o, (_, when) in self._last.items() if now - when > RECENT_SECONDS]:
             del self._last[owner]
-        waiting = {id(c.owner) for c in self._waiting}
+        waiting = {c.who for c in self._waiting}
         return sum(
             o not in waiting and self._next_key.get(last) == key for o, (last, _) in self._last.items()
         )
@@ -189,16 +191,16 @@ class Batcher:
     def _take(self) -> list[_Call]:
         """The next call and those waiting for the same work, within the batch bounds."""
         first = self._next()
-        batch, owners, tokens = [first], {id(first.owner)}, first.tokens
+        batch, owners, tokens = [first], {first.who}, first.tokens
         for c in self._waiting:
             if c is first:
                 continue
             if len(batch) >= MAX_BATCH_CALLS:
                 break
-            if c.key != first.key or id(c.owner) in owners or tokens + c.tokens > MAX_BATCH_TOKENS:
+            if c.key != first.key or c.who in owners or tokens + c.tokens > MAX_BATCH_TOKENS:
                 continue
             batch.append(c)
-            owners.add(id(c.owner))
+            owners.add(c.who)
             tokens += c.tokens
         taken = {id(c) for c in batch}
         self._waiting = [c for c in self._waiting if id(c) not in taken]

@@ -106,6 +106,12 @@ def cap_cpu_path(path: str) -> None:
     _native.lib.bridge_cap_cpu_level(levels[path])
 
 
+def scratch_grows() -> int:
+    """How many times a thread's kernel scratch has grown (0 without the native kernels). Steady decoding
+    reuses it, so this stays put."""
+    return int(_native.lib.bridge_scratch_grows()) if _native is not None else 0
+
+
 def supports(qtype: int) -> bool:
     return _native is not None and bool(_native.lib.bridge_supports(int(qtype)))
 

@@ -11,6 +11,7 @@
  * the reference; tests/test_native.py keeps the two equal.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -308,6 +309,51 @@ AVX512 static void rows_avx512(int type, const uint8_t *data, int64_t stride, in
 }
 #endif
 
+/* Per-thread scratch that only grows: each thread keeps the largest buffer of each kind it has needed,
+ * so steady decoding allocates nothing; freed when the thread ends. Sizes follow the model's dims and the
+ * batch bounds, so they stay bounded. */
+enum { SCRATCH_XSUM, SCRATCH_ROW, SCRATCH_SEQS, SCRATCH_KINDS };
+typedef struct {
+    void *data;
+    size_t bytes;
+} grown_buffer;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static atomic_long scratch_grows; /* how many times any thread's buffer grew (tests read it) */
+
+static void free_scratch(void *p) {
+    grown_buffer *b = p;
+    for (int i = 0; i < SCRATCH_KINDS; i++) free(b[i].data);
+    free(b);
+}
+
+static void make_scratch_key(void) { pthread_key_create(&scratch_key, free_scratch); }
+
+/* This thread's buffer of `kind`, at least `bytes` long; NULL when out of memory. */
+static void *thread_scratch(int kind, size_t bytes) {
+    pthread_once(&scratch_once, make_scratch_key);
+    grown_buffer *b = pthread_getspecific(scratch_key);
+    if (!b) {
+        b = calloc(SCRATCH_KINDS, sizeof *b);
+        if (!b) return NULL;
+        if (pthread_setspecific(scratch_key, b)) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b[kind].bytes < bytes) {
+        void *grown = malloc(bytes);
+        if (!grown) return NULL;
+        free(b[kind].data);
+        b[kind].data = grown;
+        b[kind].bytes = bytes;
+        atomic_fetch_add(&scratch_grows, 1);
+    }
+    return b[kind].data;
+}
+
+long bridge_scratch_grows(void) { return atomic_load(&scratch_grows); }
+
 static int cpu_level = -1;
 
 /* Caps the level the hand-written paths use (tests run the compiler-vectorised paths this way). */
@@ -365,7 +411,7 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end) {
         return;
     }
 #endif
-    float *tmp = malloc((size_t)wt->cols * sizeof(float));
+    float *tmp = thread_scratch(SCRATCH_ROW, (size_t)wt->cols * sizeof(float));
     if (!tmp) {
         atomic_store(&job->failed, 1);
         return;
@@ -373,7 +419,6 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++)
         row_times_tokens(wt->type, wt->data + r * job->stride, wt->cols, job->x, job->n, job->y + r, wt->rows, tmp,
                          job->xsum);
-    free(tmp);
 }
 
 static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, float *y, int n_threads) {
@@ -383,7 +428,7 @@ static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, flo
     int64_t stride = bridge_row_bytes(type, cols);
     if (stride == 0 || cols % block_elements(type) != 0) return -1;
     /* Block sums of each token's x (n, cols/32): Q4_1's min term is min * sum(x over the block). */
-    float *xsum = malloc((size_t)(n * (cols / 32 + 1)) * sizeof(float));
+    float *xsum = thread_scratch(SCRATCH_XSUM, (size_t)(n * (cols / 32 + 1)) * sizeof(float));
     if (!xsum) return -2;
     for (int64_t t = 0; t < n; t++)
         for (int64_t b = 0; b < cols / 32; b++) {
@@ -393,7 +438,6 @@ static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, flo
         }
     matmul_job job = {wt, x, xsum, y, n, stride, 0};
     bridge_parallel_for(matmul_rows, &job, wt->rows, n_threads);
-    free(xsum);
     return atomic_load(&job.failed) ? -2 : 0;
 }
 
@@ -576,17 +620,18 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
      * up (n,n_ff) | out (n,d) | probabilities (n*n_head, max_end) */
     float *h = scratch, *q = h + n * d, *k = q + n * qd, *v = k + n * kvd, *attn = v + n * kvd;
     float *gate = attn + n * qd, *up = gate + n * n_ff, *out = up + n * n_ff, *probs = out + n * d;
-    int rc = 0;
+    int rc;
 
-    /* attention rmsnorm; q, k, v projections of every sequence's tokens at once */
+    /* attention rmsnorm; q, k, v projections of every sequence's tokens at once. A failed product
+     * returns its own status at once, before anything is added to x. */
     rmsnorm(x, attn_norm, n, d, eps, h);
-    rc |= matmul_weight(&w[0], h, n, q, n_threads);
-    rc |= matmul_weight(&w[1], h, n, k, n_threads);
-    rc |= matmul_weight(&w[2], h, n, v, n_threads);
-    if (rc) return rc;
+    if ((rc = matmul_weight(&w[0], h, n, q, n_threads)) || (rc = matmul_weight(&w[1], h, n, k, n_threads)) ||
+        (rc = matmul_weight(&w[2], h, n, v, n_threads)))
+        return rc;
     /* each token's sequence and each sequence's first token, for the attention jobs */
-    int64_t *seq_of = malloc((size_t)(n + n_seq) * sizeof(int64_t)), *first = seq_of + n;
+    int64_t *seq_of = thread_scratch(SCRATCH_SEQS, (size_t)(n + n_seq) * sizeof(int64_t));
     if (!seq_of) return -2;
+    int64_t *first = seq_of + n;
     for (int64_t i = 0, t0 = 0; i < n_seq; t0 += seqs[i].n, i++) {
         const bridge_seq *s = &seqs[i];
         float *qs = q + t0 * qd, *ks = k + t0 * kvd, *vs = v + t0 * kvd;
@@ -603,19 +648,17 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
     /* grouped-query attention of every sequence's tokens over its own cache, in one parallel pass */
     attention_job job = {q, attn, probs, seqs, seq_of, first, n_head, group, head_dim, qd, kvd, max_end};
     bridge_parallel_for(attention_heads, &job, n * n_head, n_threads);
-    free(seq_of);
     /* output projection, residual */
-    rc |= matmul_weight(&w[3], attn, n, out, n_threads);
+    if ((rc = matmul_weight(&w[3], attn, n, out, n_threads))) return rc;
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
     /* feed-forward rmsnorm, SwiGLU, residual */
     rmsnorm(x, ffn_norm, n, d, eps, h);
-    rc |= matmul_weight(&w[4], h, n, gate, n_threads);
-    rc |= matmul_weight(&w[5], h, n, up, n_threads);
-    if (rc) return rc;
+    if ((rc = matmul_weight(&w[4], h, n, gate, n_threads)) || (rc = matmul_weight(&w[5], h, n, up, n_threads)))
+        return rc;
     for (int64_t i = 0; i < n * n_ff; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
-    rc |= matmul_weight(&w[6], gate, n, out, n_threads);
+    if ((rc = matmul_weight(&w[6], gate, n, out, n_threads))) return rc;
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
-    return rc;
+    return 0;
 }
 
 int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,

@@ -10,6 +10,7 @@ int64_t bridge_row_bytes(int type, int64_t cols);
 int bridge_matmul(const uint8_t *w, int type, int64_t rows, int64_t cols, const float *x, int64_t n,
                   float *y, int n_threads);
 int bridge_cpu_level(void);
+long bridge_scratch_grows(void); /* times a thread's kernel scratch grew (steady decoding: never) */
 void bridge_cap_cpu_level(int level);
 /* weights w[7]: q, k, v, output, gate, up, down; x (n, n_embd) is updated in place */
 int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
