@@ -177,6 +177,8 @@ def test_realm_abi_from_a_guest_that_knows_only_realm_h(target: str, smollm2: Mo
     norm_sum = float(found.group(1))
     assert norm_sum == pytest.approx(float(smollm2.output_norm.sum(dtype=np.float64)), rel=1e-6)
     assert "guest info: hello from the guest" in ran.stderr
+    chat = smollm2.apply_chat_template(b'[{"role": "user", "content": "Hi"}]', add_generation_prompt=True)
+    assert f"chat {chat.decode()}|end" in ran.stdout
 
 
 @needs_smollm2

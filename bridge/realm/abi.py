@@ -1,4 +1,6 @@
-"""The realm ABI, version 1: `realm_*` host functions, thin adapters over `bridge.realm.model`.
+"""The realm ABI, version 1.1: `realm_*` host functions, thin adapters over `bridge.realm.model`.
+
+1.1 added realm_chat_apply; a guest built for 1.0 runs unchanged.
 
 Guests import them from module `env`; `guest/include/realm.h` is generated from these declarations
 (`python -m bridge.realm.header`), and a test fails when the two drift apart.
@@ -28,6 +30,7 @@ from numpy.typing import NDArray
 
 from ..hints import In, Out, Pointer, i32, u32, usize
 from ..host import Context, HandleError, HostFunctions
+from .chat import MAX_MESSAGES_BYTES
 from .model import (
     EBADF,
     EINVAL,
@@ -44,6 +47,7 @@ from .pool import TierStats
 from .store import DEFAULT_MODEL, ModelStore, packaged_model_path
 
 ABI_VERSION = 1
+ABI_MINOR_VERSION = 1  # 1: realm_chat_apply
 ERROR_CODES = {"REALM_EINVAL": EINVAL, "REALM_EBADF": EBADF, "REALM_ENOENT": ENOENT, "REALM_ENOMEM": ENOMEM}
 MODEL_INFO_FIELDS = (
     "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_ctx_train", "bos_id", "eos_id",
@@ -356,6 +360,30 @@ def realm_functions(
                 at += len(piece)
         return size
 
+    def realm_chat_apply(
+        ctx: Context,
+        model: i32,
+        messages_json: Annotated[Bytes, In("messages_len", ctype="char")],
+        messages_len: usize,
+        add_generation_prompt: i32,
+        out: Annotated[Bytes, Out("out_cap", ctype="char")],
+        out_cap: usize,
+    ) -> i32:
+        """The model's chat template applied to a JSON array of {"role", "content"} messages -> byte count.
+
+        REALM_ENOENT when the model has no template; REALM_EINVAL for bad JSON, messages over 1 MiB or a
+        template that fails or runs past 2 s; REALM_ENOMEM past 4 MiB of output. (ABI 1.1)
+        """
+        m = _lookup(ctx, model, Model)
+        if messages_len > MAX_MESSAGES_BYTES:
+            raise RealmError(f"the messages are {messages_len} bytes, over {MAX_MESSAGES_BYTES}", EINVAL)
+        text = m.apply_chat_template(
+            messages_json.tobytes(), add_generation_prompt=add_generation_prompt != 0
+        )
+        if len(text) <= out_cap:
+            out[: len(text)] = np.frombuffer(text, np.uint8)
+        return len(text)
+
     def realm_context_new(ctx: Context, model: i32, n_ctx: u32) -> i32:
         """A new context (KV cache) for n_ctx positions -> handle; REALM_ENOMEM past the host memory cap.
 
@@ -493,6 +521,7 @@ def realm_functions(
         realm_model_meta,
         realm_tokenize,
         realm_detokenize,
+        realm_chat_apply,
         realm_context_new,
         realm_context_free,
         realm_embed_tokens,
@@ -536,6 +565,7 @@ def format_stats(stats: RealmStats, guest_memory_bytes: int, model_bytes: int | 
 
 
 __all__ = [
+    "ABI_MINOR_VERSION",
     "ABI_VERSION",
     "DEFAULT_MODEL",
     "ERROR_CODES",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..cheader import render_prototypes
 from ..toolchain import INCLUDE_DIR
-from .abi import ABI_VERSION, ERROR_CODES, MODEL_INFO_FIELDS, ModelStore, realm_functions
+from .abi import ABI_MINOR_VERSION, ABI_VERSION, ERROR_CODES, MODEL_INFO_FIELDS, ModelStore, realm_functions
 
 HEADER_PATH = INCLUDE_DIR / "realm.h"
 
@@ -21,7 +21,8 @@ def render() -> str:
     registry = realm_functions(ModelStore())
     fields = "\n".join(f"    uint32_t {name};" for name in MODEL_INFO_FIELDS)
     errors = "\n".join(f"#define {name} ({code})" for name, code in ERROR_CODES.items())
-    return f"""/* realm.h: the realm ABI, version {ABI_VERSION}, for wasm guests that run LLMs on the host.
+    version = f"{ABI_VERSION}.{ABI_MINOR_VERSION}"
+    return f"""/* realm.h: the realm ABI, version {version}, for wasm guests that run LLMs on the host.
  *
  * GENERATED from bridge/realm/abi.py by `python -m bridge.realm.header`; do not edit.
  *
@@ -37,6 +38,7 @@ def render() -> str:
 #include <stdint.h>
 
 #define REALM_ABI_VERSION {ABI_VERSION}
+#define REALM_ABI_MINOR_VERSION {ABI_MINOR_VERSION} /* 1: realm_chat_apply */
 {errors}
 
 /* All u32, in this order; later versions may append fields. */

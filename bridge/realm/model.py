@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import gguf
+import jinja2
 import numpy as np
 from numpy.typing import NDArray
 
-from . import gguf_safe, native
+from . import chat, gguf_safe, native
 from .batcher import Batcher
 from .errors import EBADF as EBADF
 from .errors import EINVAL as EINVAL
@@ -218,6 +219,7 @@ class Model:
             self.output = self.token_embd
         # Concurrent calls from many tenants' threads meet here and share one kernel call.
         self.batcher = Batcher()
+        self._chat_template: jinja2.Template | None = None  # compiled on first use
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Model:
@@ -494,6 +496,25 @@ class Model:
         logits = matmul(x, self.output)  # (k, n_vocab)
         for i, slot in enumerate(slots):
             slot[0] = logits[i]
+
+    def apply_chat_template(self, messages_json: bytes, *, add_generation_prompt: bool) -> bytes:
+        """The prompt this model's own `tokenizer.chat_template` makes of the messages (a JSON array of
+        {"role", "content"} objects), as UTF-8; see bridge.realm.chat.
+
+        Raises RealmError: ENOENT when the file has no chat template, EINVAL for bad messages or a template
+        that fails, ENOMEM for output past chat.MAX_OUTPUT_BYTES.
+        """
+        messages = chat.parse_messages(messages_json)
+        if self._chat_template is None:
+            source = self.meta.get("tokenizer.chat_template")
+            if not isinstance(source, str):
+                raise RealmError("the model has no chat template (tokenizer.chat_template)", ENOENT)
+            self._chat_template = chat.compile_template(source)
+        c = self.config
+        bos, eos = (self.tokenizer.token_bytes(i).decode("utf-8", "replace") for i in (c.bos_id, c.eos_id))
+        return chat.render(
+            self._chat_template, messages, add_generation_prompt=add_generation_prompt, bos=bos, eos=eos
+        )
 
     def new_context(self, n_ctx: int, *, max_bytes: int | None = None, tenant: object = None) -> KVContext:
         """A KV cache for `n_ctx` positions, holding at most KVContext.bytes_for(config, n_ctx) bytes.

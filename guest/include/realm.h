@@ -1,4 +1,4 @@
-/* realm.h: the realm ABI, version 1, for wasm guests that run LLMs on the host.
+/* realm.h: the realm ABI, version 1.1, for wasm guests that run LLMs on the host.
  *
  * GENERATED from bridge/realm/abi.py by `python -m bridge.realm.header`; do not edit.
  *
@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define REALM_ABI_VERSION 1
+#define REALM_ABI_MINOR_VERSION 1 /* 1: realm_chat_apply */
 #define REALM_EINVAL (-1)
 #define REALM_EBADF (-2)
 #define REALM_ENOENT (-3)
@@ -46,6 +47,8 @@ REALM_IMPORT(realm_model_meta) int32_t realm_model_meta(int32_t model, const cha
 REALM_IMPORT(realm_tokenize) int32_t realm_tokenize(int32_t model, const char *text, size_t text_len, uint32_t *out_ids, uint32_t out_cap);
 /* The tokens' bytes (UTF-8 may split between tokens) -> byte count; REALM_EINVAL past INT32_MAX. */
 REALM_IMPORT(realm_detokenize) int32_t realm_detokenize(int32_t model, const uint32_t *ids, uint32_t n_ids, char *out, size_t out_cap);
+/* The model's chat template applied to a JSON array of {"role", "content"} messages -> byte count. */
+REALM_IMPORT(realm_chat_apply) int32_t realm_chat_apply(int32_t model, const char *messages_json, size_t messages_len, int32_t add_generation_prompt, char *out, size_t out_cap);
 /* A new context (KV cache) for n_ctx positions -> handle; REALM_ENOMEM past the host memory cap. */
 REALM_IMPORT(realm_context_new) int32_t realm_context_new(int32_t model, uint32_t n_ctx);
 /* Frees a context and the host memory it held. */

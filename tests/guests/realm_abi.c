@@ -83,6 +83,19 @@ int main(int argc, char **argv) {
     uint32_t bad_id = info.n_vocab;
     CHECK(realm_detokenize(m, &bad_id, 1, buf, sizeof buf) == REALM_EINVAL, "detokenize bad id");
 
+    /* chat formatting (ABI 1.1): the model's own template, needed-size rule, bad JSON */
+    const char *messages = "[{\"role\": \"user\", \"content\": \"Hi\"}]";
+    int32_t need = realm_chat_apply(m, messages, strlen(messages), 1, buf, 0);
+    CHECK(REALM_ABI_MINOR_VERSION >= 1 && need > 0, "chat counts without room");
+    char *prompt = calloc((size_t)need + 1, 1);
+    CHECK(realm_chat_apply(m, messages, strlen(messages), 1, prompt, (size_t)need) == need, "chat");
+    printf("chat %s|end\n", prompt);
+    CHECK(realm_chat_apply(m, "[{", 2, 1, prompt, (size_t)need) == REALM_EINVAL, "chat bad json");
+    CHECK(realm_chat_apply(m, "{}", 2, 1, prompt, (size_t)need) == REALM_EINVAL, "chat not an array");
+    CHECK(realm_chat_apply(c, messages, strlen(messages), 1, prompt, (size_t)need) == REALM_EBADF,
+          "chat with a context handle");
+    free(prompt);
+
     CHECK(realm_context_new(m, 0) == REALM_EINVAL, "context of 0");
     CHECK(realm_context_new(m, info.n_ctx_train + 1) == REALM_EINVAL, "context too large");
     CHECK(realm_context_new(c, 8) == REALM_EBADF, "context from a context handle");
