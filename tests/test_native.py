@@ -18,9 +18,11 @@ from bridge.realm.model import Model, Tensor, matmul
 from bridge.realm.quants import dequantize
 
 T = gguf.GGMLQuantizationType
-NATIVE = [T.F32, T.F16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q4_K, T.Q6_K]
+NATIVE = [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q4_K, T.Q6_K]
 # Offsets of each block's f16 scale fields, which the generator keeps finite and moderate.
-HALVES = {T.Q8_0: [0], T.Q4_0: [0], T.Q4_1: [0, 2], T.Q4_K: [0, 2], T.Q6_K: [208]}
+HALVES = {
+    T.Q8_0: [0], T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q4_K: [0, 2], T.Q6_K: [208]
+}  # fmt: skip
 # Tolerance: |native - reference| <= 1e-5 * sum_k |w_k x_k| + 1e-6 (float32 sums in another order).
 RTOL = 1e-5
 
@@ -34,10 +36,13 @@ def weights(draw: st.DrawFn, t: T) -> tuple[NDArray[np.uint8], int, int]:
     rows = draw(st.integers(1, 9))
     blocks = draw(st.integers(1, 4))
     cols = blocks * block
-    if t in (T.F32, T.F16):
-        dtype = np.float32 if t == T.F32 else np.float16
+    if t in (T.F32, T.F16, T.BF16):
         values = draw(st.lists(st.floats(-4, 4, width=16), min_size=rows * cols, max_size=rows * cols))
-        raw = np.array(values, dtype=dtype).view(np.uint8).reshape(rows, -1)
+        floats = np.array(values, dtype=np.float32)  # (rows * cols,)
+        if t == T.BF16:  # the top halves of float32s: bfloat16, truncated
+            raw = (floats.view(np.uint32) >> 16).astype(np.uint16).view(np.uint8).reshape(rows, -1)
+        else:
+            raw = floats.astype(np.float32 if t == T.F32 else np.float16).view(np.uint8).reshape(rows, -1)
         return raw, rows, cols
     data = draw(st.binary(min_size=rows * blocks * size, max_size=rows * blocks * size))
     raw = np.frombuffer(data, np.uint8).reshape(rows * blocks, size).copy()  # (rows*blocks, size)

@@ -27,7 +27,8 @@
 #endif
 
 /* ggml type ids (ggml.h), as gguf's GGMLQuantizationType numbers them */
-enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14 };
+enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14,
+       T_BF16 = 30 };
 
 /* IEEE half to float, exact for every input (subnormals, inf, nan). Where the compiler has _Float16
  * the clones built for x86-64-v3/v4 turn this into one F16C instruction: block scales are read once per
@@ -64,8 +65,8 @@ static inline __attribute__((always_inline)) float half(const uint8_t *p) {
 
 static int64_t block_elements(int type) {
     switch (type) {
-        case T_F32: case T_F16: return 1;
-        case T_Q4_0: case T_Q4_1: case T_Q8_0: return 32;
+        case T_F32: case T_F16: case T_BF16: return 1;
+        case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: return 32;
         case T_Q4_K: case T_Q6_K: return 256;
         default: return 0;
     }
@@ -74,9 +75,11 @@ static int64_t block_elements(int type) {
 static int64_t block_bytes(int type) {
     switch (type) {
         case T_F32: return 4;
-        case T_F16: return 2;
+        case T_F16: case T_BF16: return 2;
         case T_Q4_0: return 18;
         case T_Q4_1: return 20;
+        case T_Q5_0: return 22;
+        case T_Q5_1: return 24;
         case T_Q8_0: return 34;
         case T_Q4_K: return 144;
         case T_Q6_K: return 210;
@@ -103,6 +106,33 @@ static inline __attribute__((always_inline)) void dequantize_row(int type, const
         return;
     case T_F16:
         for (int64_t i = 0; i < cols; i++) out[i] = half(row + 2 * i);
+        return;
+    case T_BF16: /* the top half of a float32 */
+        for (int64_t i = 0; i < cols; i++) {
+            const uint32_t bits = (uint32_t)(row[2 * i] | (row[2 * i + 1] << 8)) << 16;
+            memcpy(out + i, &bits, sizeof bits);
+        }
+        return;
+    case T_Q5_0:
+    case T_Q5_1: /* d (f16) [| m (f16)] | qh (u32: the fifth bit of value j is bit j) | qs[16] (nibbles) */
+        for (int64_t b = 0; b < cols / 32; b++, out += 32) {
+            const int has_min = type == T_Q5_1;
+            const float d = half(row), m = has_min ? half(row + 2) : 0.0f;
+            const uint8_t *qh = row + (has_min ? 4 : 2), *q = qh + 4;
+            const uint32_t high = (uint32_t)(qh[0] | (qh[1] << 8) | (qh[2] << 16)) | ((uint32_t)qh[3] << 24);
+            for (int j = 0; j < 16; j++) {
+                const int lo = (q[j] & 0xF) | (int)(((high >> j) & 1) << 4);
+                const int hi = (q[j] >> 4) | (int)(((high >> (j + 16)) & 1) << 4);
+                if (has_min) {
+                    out[j] = d * (float)lo + m;
+                    out[j + 16] = d * (float)hi + m;
+                } else {
+                    out[j] = d * (float)(lo - 16);
+                    out[j + 16] = d * (float)(hi - 16);
+                }
+            }
+            row += has_min ? 24 : 22;
+        }
         return;
     case T_Q8_0:
         for (int64_t b = 0; b < cols / 32; b++, row += 34, out += 32) {
