@@ -123,7 +123,7 @@ def matmul(x: F32, w: Tensor) -> F32:
     """
     started = time.perf_counter()
     try:
-        if native.kernels() == "native" and native.supports(w.qtype):
+        if native.runs(w.qtype):
             return native.matmul(x, w.raw, w.qtype, w.rows, w.cols)
         return _matmul_numpy(x, w)
     finally:
@@ -482,7 +482,7 @@ class Model:
         the batcher knows who is on the way.
         """
         x = rmsnorm(hidden.reshape(1, -1).astype(np.float32), self.output_norm, self.config.rms_eps)  # (1, d)
-        if not (native.kernels() == "native" and native.supports(self.output.qtype)):
+        if not native.runs(self.output.qtype):
             logits: F32 = matmul(x, self.output)[0]  # (n_vocab,)
             return logits
         slot: list[F32] = [x]
@@ -723,7 +723,7 @@ class KVContext:
         return out
 
     def _native_layer(self, layer: int) -> native.Layer | None:
-        if native.kernels() != "native":
+        if native.kernels() != "native":  # the cache below holds only what native.runs allowed
             return None
         if layer not in self._native:
             c, w = self.model.config, self.model.layers[layer]

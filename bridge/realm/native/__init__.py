@@ -116,6 +116,12 @@ def supports(qtype: int) -> bool:
     return _native is not None and bool(_native.lib.bridge_supports(int(qtype)))
 
 
+def runs(qtype: int) -> bool:
+    """Whether products with weights of this type run natively now: the one place that chooses between
+    the native kernels and the numpy reference (the path chosen, and a kernel for the type)."""
+    return _choice == "native" and supports(qtype)
+
+
 def matmul(
     x: NDArray[np.float32], raw: NDArray[np.uint8], qtype: int, rows: int, cols: int
 ) -> NDArray[np.float32]:
@@ -180,7 +186,7 @@ class Layer:
 
     @staticmethod
     def usable(types: list[int], head_dim: int) -> bool:
-        return _choice == "native" and all(supports(t) for t in types) and head_dim <= 512
+        return all(runs(t) for t in types) and head_dim <= 512
 
     def scratch_floats(self, n: int, end: int) -> int:
         assert _native is not None
