@@ -27,8 +27,8 @@
 #endif
 
 /* ggml type ids (ggml.h), as gguf's GGMLQuantizationType numbers them */
-enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q4_K = 12, T_Q6_K = 14,
-       T_BF16 = 30 };
+enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q4_K = 12, T_Q5_K = 13,
+       T_Q6_K = 14, T_BF16 = 30 };
 
 /* IEEE half to float, exact for every input (subnormals, inf, nan). Where the compiler has _Float16
  * the clones built for x86-64-v3/v4 turn this into one F16C instruction: block scales are read once per
@@ -67,7 +67,7 @@ static int64_t block_elements(int type) {
     switch (type) {
         case T_F32: case T_F16: case T_BF16: return 1;
         case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: return 32;
-        case T_Q4_K: case T_Q6_K: return 256;
+        case T_Q4_K: case T_Q5_K: case T_Q6_K: return 256;
         default: return 0;
     }
 }
@@ -82,6 +82,7 @@ static int64_t block_bytes(int type) {
         case T_Q5_1: return 24;
         case T_Q8_0: return 34;
         case T_Q4_K: return 144;
+        case T_Q5_K: return 176;
         case T_Q6_K: return 210;
         default: return 0;
     }
@@ -94,6 +95,25 @@ static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, flo
 int64_t bridge_row_bytes(int type, int64_t cols) {
     int64_t be = block_elements(type);
     return be ? cols / be * block_bytes(type) : 0;
+}
+
+/* Q4_K's and Q5_K's sub-blocks s and s + 1 (of 8): their 6-bit scales and mins, packed in 12 bytes at sc,
+ * times the block's d and dmin -> dd[2], mm[2]. */
+static inline __attribute__((always_inline)) void k4_scales(const uint8_t *sc, int s, float d, float dmin, float *dd,
+                                                             float *mm) {
+    for (int k = 0; k < 2; k++) {
+        const int j = s + k;
+        int scale, min;
+        if (j < 4) {
+            scale = sc[j] & 63;
+            min = sc[j + 4] & 63;
+        } else {
+            scale = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
+            min = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+        }
+        dd[k] = d * (float)scale;
+        mm[k] = dmin * (float)min;
+    }
 }
 
 /* One row of `cols` elements -> out (cols floats). */
@@ -164,25 +184,26 @@ static inline __attribute__((always_inline)) void dequantize_row(int type, const
     case T_Q4_K:
         for (int64_t b = 0; b < cols / 256; b++, row += 144) {
             const float d = half(row), dmin = half(row + 2);
-            const uint8_t *sc = row + 4, *q = row + 16;
-            /* 8 sub-blocks of 32, each with a 6-bit scale and min packed into 12 bytes */
+            const uint8_t *q = row + 16;
             for (int s = 0; s < 8; s += 2, q += 32) {
                 float dd[2], mm[2];
-                for (int k = 0; k < 2; k++) {
-                    int j = s + k;
-                    int scale, min;
-                    if (j < 4) {
-                        scale = sc[j] & 63;
-                        min = sc[j + 4] & 63;
-                    } else {
-                        scale = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
-                        min = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
-                    }
-                    dd[k] = d * (float)scale;
-                    mm[k] = dmin * (float)min;
-                }
+                k4_scales(row + 4, s, d, dmin, dd, mm);
                 for (int l = 0; l < 32; l++) out[l] = dd[0] * (float)(q[l] & 0xF) - mm[0];
                 for (int l = 0; l < 32; l++) out[l + 32] = dd[1] * (float)(q[l] >> 4) - mm[1];
+                out += 64;
+            }
+        }
+        return;
+    case T_Q5_K: /* Q4_K's with qh[32] before the nibbles: bit k of qh[l] is the fifth bit of value l of sub-block k */
+        for (int64_t b = 0; b < cols / 256; b++, row += 176) {
+            const float d = half(row), dmin = half(row + 2);
+            const uint8_t *qh = row + 16, *q = row + 48;
+            for (int s = 0; s < 8; s += 2, q += 32) {
+                float dd[2], mm[2];
+                k4_scales(row + 4, s, d, dmin, dd, mm);
+                for (int l = 0; l < 32; l++) out[l] = dd[0] * (float)((q[l] & 0xF) | (((qh[l] >> s) & 1) << 4)) - mm[0];
+                for (int l = 0; l < 32; l++)
+                    out[l + 32] = dd[1] * (float)((q[l] >> 4) | (((qh[l] >> (s + 1)) & 1) << 4)) - mm[1];
                 out += 64;
             }
         }
@@ -548,11 +569,14 @@ static void rope(float *v, int64_t n, int64_t heads, int64_t head_dim, int64_t r
 AVX512 static float dot_halves_avx512(const float *q, const uint16_t *k, int64_t n) {
     __m512 acc = _mm512_setzero_ps();
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i))), acc);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 keys = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i)));
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), keys, acc);
+    }
     if (i < n) {
         const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i)), acc);
+        const __m512 keys = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i));
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), keys, acc);
     }
     return _mm512_reduce_add_ps(acc);
 }
