@@ -18,11 +18,13 @@ from bridge.realm.model import Model, Tensor, matmul
 from bridge.realm.quants import dequantize
 
 T = gguf.GGMLQuantizationType
-NATIVE = [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q4_K, T.Q5_K, T.Q6_K]
+NATIVE = [
+    T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K
+]  # fmt: skip
 # Offsets of each block's f16 scale fields, which the generator keeps finite and moderate.
 HALVES = {
     T.Q8_0: [0], T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2],
-    T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
+    T.Q2_K: [80, 82], T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208],
 }  # fmt: skip
 # Tolerance: |native - reference| <= 1e-5 * sum_k |w_k x_k| + 1e-6 (float32 sums in another order).
 RTOL = 1e-5

@@ -17,7 +17,9 @@ from numpy.typing import NDArray
 from bridge.realm.quants import QuantType, UnsupportedQuantError, dequantize, quant_type, row_bytes
 
 T = gguf.GGMLQuantizationType
-SUPPORTED = [T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q4_K, T.Q5_K, T.Q6_K]
+SUPPORTED = [
+    T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K
+]  # fmt: skip
 QUANTIZED = [t for t in SUPPORTED if t not in (T.F32, T.F16, T.BF16)]
 
 # Byte offsets of the ggml_half scale/min fields in each block (ggml-common.h). Random bytes there would
@@ -28,6 +30,8 @@ HALF_FIELDS: dict[gguf.GGMLQuantizationType, tuple[int, ...]] = {
     T.Q4_1: (0, 2),  # d, m
     T.Q5_0: (0,),  # d
     T.Q5_1: (0, 2),  # d, m
+    T.Q2_K: (80, 82),  # d, dmin, after scales[16] qs[64]
+    T.Q3_K: (108,),  # d, after hmask[32] qs[64] scales[12]
     T.Q4_K: (0, 2),  # d, dmin
     T.Q5_K: (0, 2),  # d, dmin
     T.Q6_K: (208,),  # d, after ql[128] qh[64] scales[16]

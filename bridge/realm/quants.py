@@ -273,6 +273,54 @@ class Q6_K(QuantType, ggml_type=_T.Q6_K):
         return out.reshape(n, 256)
 
 
+_Q2_SHIFTS = np.array([0, 2, 4, 6], dtype=np.uint8)[:, None, None]  # (4, 1, 1)
+
+
+class Q2_K(QuantType, ggml_type=_T.Q2_K):
+    # block_q2_K: scales[16] (low nibble scale, high nibble min) | qs[64] | d (f16) | dmin (f16);
+    # y = (d * scale) * q - (dmin * min), one scale and min per 16 values. Each 128-value half uses 32
+    # bytes of qs: its 8 groups of 16 take bits (2j, 2j+1) of qs[0:16] then qs[16:32], for j = 0..3.
+    def dequantize_blocks(self, blocks: Bytes) -> Floats:
+        n = len(blocks)
+        scales = blocks[:, 0:16]  # (n, 16)
+        qs = blocks[:, 16:80].reshape(n, 2, 1, 2, 16)  # (n, half, 1, 2, 16)
+        d = _half(blocks, 80)  # (n, 1)
+        dmin = _half(blocks, 82)  # (n, 1)
+        q = (qs >> _Q2_SHIFTS) & 3  # (n, half, 4 shifts, 2, 16): the groups in ggml's order
+        d_sub = d * (scales & 0xF)  # (n, 16) float32
+        m_sub = dmin * (scales >> 4)  # (n, 16)
+        out = np.empty((n, 16, 16), np.float32)  # (n, 16, 16)
+        np.multiply(q.reshape(n, 16, 16), d_sub[:, :, None], out=out)
+        out -= m_sub[:, :, None]
+        return out.reshape(n, 256)
+
+
+class Q3_K(QuantType, ggml_type=_T.Q3_K):
+    # block_q3_K: hmask[32] | qs[64] | scales[12] (16 six-bit scales, biased by 32) | d (f16);
+    # y = (d * (scale - 32)) * (q - 4 * (1 - h)), one scale per 16 values: q the two low bits from qs as
+    # in Q2_K, h the high bit, bit g of hmask[l] for group g (of 8) of value l (of 32).
+    def dequantize_blocks(self, blocks: Bytes) -> Floats:
+        n = len(blocks)
+        hmask = blocks[:, 0:32].reshape(n, 1, 2, 16)  # (n, 1, 2, 16)
+        qs = blocks[:, 32:96].reshape(n, 2, 1, 2, 16)  # (n, half, 1, 2, 16)
+        packed = blocks[:, 96:108]  # (n, 12)
+        d = _half(blocks, 108)  # (n, 1)
+        # scales j = 0..15: low 4 bits from packed[j % 8] (low nibble for j < 8, high after), high 2 bits
+        # from packed[8 + j % 4], bits 2 * (j // 4).
+        j = np.arange(16)
+        low = np.where(j < 8, packed[:, j % 8] & 0xF, packed[:, j % 8] >> 4)  # (n, 16)
+        high = (packed[:, 8 + j % 4] >> (2 * (j // 4)).astype(np.uint8)) & 3  # (n, 16)
+        scales = (low | (high << 4)).astype(np.int8) - np.int8(32)  # (n, 16) -32..31
+        q = ((qs >> _Q2_SHIFTS) & 3).astype(np.int8)  # (n, half, 4, 2, 16)
+        bit = np.arange(8, dtype=np.uint8).reshape(2, 4, 1, 1)  # (half, 4, 1, 1): group g = 4 * half + shift
+        h = (hmask[:, None] >> bit) & 1  # (n, half, 4, 2, 16)
+        q -= np.int8(4) * (1 - h).astype(np.int8)
+        d_sub = d * scales  # (n, 16) float32
+        out = np.empty((n, 16, 16), np.float32)  # (n, 16, 16)
+        np.multiply(q.reshape(n, 16, 16), d_sub[:, :, None], out=out)
+        return out.reshape(n, 256)
+
+
 # --- public API ----------------------------------------------------------------------------------------
 
 

@@ -27,8 +27,8 @@
 #endif
 
 /* ggml type ids (ggml.h), as gguf's GGMLQuantizationType numbers them */
-enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q4_K = 12, T_Q5_K = 13,
-       T_Q6_K = 14, T_BF16 = 30 };
+enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q2_K = 10, T_Q3_K = 11,
+       T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30 };
 
 /* IEEE half to float, exact for every input (subnormals, inf, nan). Where the compiler has _Float16
  * the clones built for x86-64-v3/v4 turn this into one F16C instruction: block scales are read once per
@@ -67,7 +67,7 @@ static int64_t block_elements(int type) {
     switch (type) {
         case T_F32: case T_F16: case T_BF16: return 1;
         case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: return 32;
-        case T_Q4_K: case T_Q5_K: case T_Q6_K: return 256;
+        case T_Q2_K: case T_Q3_K: case T_Q4_K: case T_Q5_K: case T_Q6_K: return 256;
         default: return 0;
     }
 }
@@ -81,6 +81,8 @@ static int64_t block_bytes(int type) {
         case T_Q5_0: return 22;
         case T_Q5_1: return 24;
         case T_Q8_0: return 34;
+        case T_Q2_K: return 84;
+        case T_Q3_K: return 110;
         case T_Q4_K: return 144;
         case T_Q5_K: return 176;
         case T_Q6_K: return 210;
@@ -179,6 +181,41 @@ static inline __attribute__((always_inline)) void dequantize_row(int type, const
                 out[j] = d * (float)(q[j] & 0xF) + m;
                 out[j + 16] = d * (float)(q[j] >> 4) + m;
             }
+        }
+        return;
+    case T_Q2_K: /* scales[16] (scale | min << 4) | qs[64] | d | dmin: each 128-value half takes bits 2j, 2j+1
+                  * (j = 0..3) of qs[0:16] and then qs[16:32] of its 32 bytes, 16 values per scale */
+        for (int64_t b = 0; b < cols / 256; b++, row += 84) {
+            const uint8_t *sc = row, *q = row + 16;
+            const float d = half(row + 80), dmin = half(row + 82);
+            for (int h = 0; h < 2; h++, q += 32)
+                for (int shift = 0; shift < 8; shift += 2)
+                    for (int part = 0; part < 2; part++, sc++, out += 16) {
+                        const float dl = d * (float)(*sc & 0xF), ml = dmin * (float)(*sc >> 4);
+                        for (int l = 0; l < 16; l++) out[l] = dl * (float)((q[l + 16 * part] >> shift) & 3) - ml;
+                    }
+        }
+        return;
+    case T_Q3_K: /* hmask[32] | qs[64] as in Q2_K | 16 six-bit scales packed in 12 bytes, biased by 32 | d;
+                  * value = low two bits - 4 unless bit g of hmask[l] is set, g the 16-value group's pair */
+        for (int64_t b = 0; b < cols / 256; b++, row += 110) {
+            const uint8_t *hm = row, *q = row + 32, *p = row + 96;
+            const float d = half(row + 108);
+            int scales[16];
+            for (int j = 0; j < 16; j++) {
+                const int low = j < 8 ? p[j] & 0xF : p[j - 8] >> 4, high = (p[8 + j % 4] >> (2 * (j / 4))) & 3;
+                scales[j] = (low | (high << 4)) - 32;
+            }
+            for (int h = 0, is = 0; h < 2; h++, q += 32)
+                for (int shift = 0, g = 4 * h; shift < 8; shift += 2, g++)
+                    for (int part = 0; part < 2; part++, out += 16) {
+                        const float dl = d * (float)scales[is++];
+                        for (int l = 0; l < 16; l++) {
+                            const int at = l + 16 * part;
+                            const int v = ((q[at] >> shift) & 3) - (((hm[at] >> g) & 1) ? 0 : 4);
+                            out[l] = dl * (float)v;
+                        }
+                    }
         }
         return;
     case T_Q4_K:
