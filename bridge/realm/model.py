@@ -217,6 +217,7 @@ class Model:
             self.output = self._tensor("output.weight", origin, (self.config.n_embd, self.config.n_vocab))
         else:
             self.output = self.token_embd
+        self.rope_factors = self._rope_factors(origin)
         # Concurrent calls from many tenants' threads meet here and share one kernel call.
         self.batcher = Batcher()
         self._chat_template: jinja2.Template | None = None  # compiled on first use
@@ -400,6 +401,20 @@ class Model:
         if t.shape != shape:
             raise ModelError(f"{origin}: tensor `{name}` has shape {list(t.shape)}, expected {list(shape)}")
         return t
+
+    def _rope_factors(self, origin: str) -> NDArray[np.float64] | None:
+        """Llama 3's RoPE frequency factors (`rope_freqs.weight`, rope_dim/2 of them): dimension pair i
+        turns at theta^(-2i/rope_dim) / factor[i], as ggml's rope does with freq_factors. None without.
+        Raises ModelError when they are misshapen, not finite or not positive."""
+        if "rope_freqs.weight" not in self.tensors:
+            return None
+        factors = self._tensor("rope_freqs.weight", origin, (self.config.rope_dim // 2,)).vector()
+        if not (np.all(np.isfinite(factors)) and np.all(factors > 0)):
+            raise ModelError(
+                f"{origin}: tensor `rope_freqs.weight` holds factors that are not finite and positive"
+            )
+        result: NDArray[np.float64] = factors.astype(np.float64)  # (rope_dim/2,)
+        return result
 
     def _layer(self, i: int, origin: str) -> LayerWeights:
         c = self.config
@@ -641,11 +656,13 @@ class KVContext:
         # Scratch for the native layers: the largest pass's, once (forward_layer_inplace lends one).
         self.pool = BufferPool(max_bytes=self._scratch_bytes(c, n_ctx))
         self._native: dict[int, native.Layer | None] = {}
-        # RoPE tables, computed once: angle[p, i] = p * theta^(-2i/rope_dim); in blocks of positions,
-        # so the float64 temporaries stay small.
+        # RoPE tables, computed once: angle[p, i] = p * theta^(-2i/rope_dim) (divided by Llama 3's
+        # factor[i] when the model has them); in blocks of positions, so the float64 temporaries stay small.
         inv_freq = c.rope_theta ** (
             -np.arange(0, c.rope_dim, 2, dtype=np.float64) / c.rope_dim
         )  # (rope_dim/2,)
+        if model.rope_factors is not None:
+            inv_freq = inv_freq / model.rope_factors
         self.cos = np.empty((n_ctx, c.rope_dim // 2), np.float32)  # (n_ctx, rope_dim/2)
         self.sin = np.empty((n_ctx, c.rope_dim // 2), np.float32)  # (n_ctx, rope_dim/2)
         for start in range(0, n_ctx, _ROPE_BLOCK):

