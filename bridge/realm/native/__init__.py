@@ -155,7 +155,9 @@ class Layer:
     """The cffi arguments of one transformer layer's fused native forward pass, made once per context.
 
     `tensors` are (raw rows, ggml type, rows, cols) for q, k, v, output, gate, up, down; the caches are
-    this layer's (n_ctx, n_head_kv*head_dim) float16 slices.
+    this layer's (n_ctx, n_head_kv*head_dim) float16 slices; `extras` what the model family adds
+    (q_bias, k_bias, v_bias, q_norm, k_norm: float32 vectors, as arch.Arch says) and `rope_neox` its RoPE
+    layout.
     """
 
     def __init__(
@@ -166,10 +168,18 @@ class Layer:
         rope_tables: tuple[NDArray[np.float32], NDArray[np.float32]],
         dims: tuple[int, int, int, int, int, int],
         eps: float,
+        extras: dict[str, NDArray[np.float32]] | None = None,
+        rope_neox: bool = False,
     ) -> None:
         assert _native is not None
         ffi = _native.ffi
         self._keep: list[Any] = [tensors, norms, caches, rope_tables]  # the arrays behind the pointers
+        self.arch = ffi.new("bridge_arch *")
+        self.arch.rope_neox = int(rope_neox)
+        for name, values in (extras or {}).items():
+            vector = ffi.from_buffer("float[]", np.ascontiguousarray(values, np.float32))
+            self._keep.append(vector)
+            setattr(self.arch, name, vector)
         self.weights = ffi.new("bridge_weight[7]")
         for i, (raw, qtype, rows, cols) in enumerate(tensors):
             data = ffi.from_buffer("uint8_t[]", np.ascontiguousarray(raw))
@@ -220,6 +230,7 @@ def forward_batch(
         first.attn_norm,
         first.ffn_norm,
         first.weights,
+        first.arch,
         d,
         n_head,
         n_kv,

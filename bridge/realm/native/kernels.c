@@ -584,21 +584,29 @@ static void rmsnorm(const float *x, const float *weight, int64_t n, int64_t d, f
     }
 }
 
-/* Adjacent pairs (2i, 2i+1) of each head's first rope_dim dims, at positions position.. */
+/* Pairs of each head's first rope_dim dims, at positions position..: adjacent ones (2i, 2i+1), or (i, i +
+ * rope_dim/2) with neox (GPT-NeoX's layout); pair i turns by the tables' angle i. */
 static void rope(float *v, int64_t n, int64_t heads, int64_t head_dim, int64_t rope_dim, int64_t position,
-                 const float *cos_t, const float *sin_t) {
-    const int64_t half_dim = rope_dim / 2;
+                 const float *cos_t, const float *sin_t, int neox) {
+    const int64_t half_dim = rope_dim / 2, other = neox ? half_dim : 1, step = neox ? 1 : 2;
     for (int64_t t = 0; t < n; t++) {
         const float *c = cos_t + (position + t) * half_dim, *s = sin_t + (position + t) * half_dim;
         for (int64_t h = 0; h < heads; h++) {
             float *p = v + (t * heads + h) * head_dim;
             for (int64_t i = 0; i < half_dim; i++) {
-                const float x0 = p[2 * i], x1 = p[2 * i + 1];
-                p[2 * i] = x0 * c[i] - x1 * s[i];
-                p[2 * i + 1] = x0 * s[i] + x1 * c[i];
+                float *a = p + i * step, *b = a + other;
+                const float x0 = *a, x1 = *b;
+                *a = x0 * c[i] - x1 * s[i];
+                *b = x0 * s[i] + x1 * c[i];
             }
         }
     }
+}
+
+/* x (rows, d) += bias (d) */
+static void add_bias(float *x, const float *bias, int64_t rows, int64_t d) {
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < d; i++) x[r * d + i] += bias[i];
 }
 
 /* dot(q, k) and o += weight * v over n halves k and v, for attention over the f16 cache. */
@@ -695,7 +703,8 @@ static void attention_heads(void *arg, int64_t begin, int64_t stop) {
  * each sequence's own. Every token's result is the same bits whatever else is in the batch: the row
  * kernels compute each token's dot on its own, in an order that does not depend on the batch. */
 int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, const float *attn_norm,
-                               const float *ffn_norm, const bridge_weight *w, int64_t n_embd, int64_t n_head,
+                               const float *ffn_norm, const bridge_weight *w, const bridge_arch *arch,
+                               int64_t n_embd, int64_t n_head,
                                int64_t n_head_kv, int64_t head_dim, int64_t rope_dim, int64_t n_ff, float eps,
                                float *scratch, int n_threads) {
     const int64_t d = n_embd, qd = n_head * head_dim, kvd = n_head_kv * head_dim;
@@ -719,6 +728,18 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
     if ((rc = matmul_weight(&w[0], h, n, q, n_threads)) || (rc = matmul_weight(&w[1], h, n, k, n_threads)) ||
         (rc = matmul_weight(&w[2], h, n, v, n_threads)))
         return rc;
+    /* what the model family adds: biases, per-head RMSNorm of q and k (in place: rmsnorm reads a row whole
+     * before it writes it) */
+    if (arch && arch->q_bias) {
+        add_bias(q, arch->q_bias, n, qd);
+        add_bias(k, arch->k_bias, n, kvd);
+        add_bias(v, arch->v_bias, n, kvd);
+    }
+    if (arch && arch->q_norm) {
+        rmsnorm(q, arch->q_norm, n * n_head, head_dim, eps, q);
+        rmsnorm(k, arch->k_norm, n * n_head_kv, head_dim, eps, k);
+    }
+    const int neox = arch ? arch->rope_neox : 0;
     /* each token's sequence and each sequence's first token, for the attention jobs */
     int64_t *seq_of = thread_scratch(SCRATCH_SEQS, (size_t)(n + n_seq) * sizeof(int64_t));
     if (!seq_of) return -2;
@@ -729,8 +750,8 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
         first[i] = t0;
         for (int64_t t = 0; t < s->n; t++) seq_of[t0 + t] = i;
         /* rotary embedding of q and k at this sequence's positions; append to its f16 KV cache */
-        rope(qs, s->n, n_head, head_dim, rope_dim, s->position, s->cos_t, s->sin_t);
-        rope(ks, s->n, n_head_kv, head_dim, rope_dim, s->position, s->cos_t, s->sin_t);
+        rope(qs, s->n, n_head, head_dim, rope_dim, s->position, s->cos_t, s->sin_t, neox);
+        rope(ks, s->n, n_head_kv, head_dim, rope_dim, s->position, s->cos_t, s->sin_t, neox);
         for (int64_t j = 0; j < s->n * kvd; j++) {
             s->k_cache[s->position * kvd + j] = to_half(ks[j]);
             s->v_cache[s->position * kvd + j] = to_half(vs[j]);
@@ -750,15 +771,6 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
     if ((rc = matmul_weight(&w[6], gate, n, out, n_threads))) return rc;
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
     return 0;
-}
-
-int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
-                         const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
-                         const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                         int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads) {
-    const bridge_seq one = {n, position, k_cache, v_cache, cos_t, sin_t};
-    return bridge_layer_forward_batch(x, 1, &one, attn_norm, ffn_norm, w, n_embd, n_head, n_head_kv, head_dim,
-                                      rope_dim, n_ff, eps, scratch, n_threads);
 }
 
 int64_t bridge_layer_scratch(int64_t n, int64_t end, int64_t n_embd, int64_t n_head, int64_t n_head_kv,

@@ -12,20 +12,23 @@ int bridge_matmul(const uint8_t *w, int type, int64_t rows, int64_t cols, const 
 int bridge_cpu_level(void);
 long bridge_scratch_grows(void); /* times a thread's kernel scratch grew (steady decoding: never) */
 void bridge_cap_cpu_level(int level);
-/* weights w[7]: q, k, v, output, gate, up, down; x (n, n_embd) is updated in place */
-int bridge_layer_forward(float *x, int64_t n, int64_t position, const float *attn_norm, const float *ffn_norm,
-                         const bridge_weight *w, uint16_t *k_cache, uint16_t *v_cache, const float *cos_t,
-                         const float *sin_t, int64_t n_embd, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                         int64_t rope_dim, int64_t n_ff, float eps, float *scratch, int n_threads);
+/* What a model family adds to the llama layer (bridge/realm/arch.py); NULL pointers where it adds nothing. */
+typedef struct {
+    const float *q_bias, *k_bias, *v_bias; /* (n_head*head_dim), (n_head_kv*head_dim), (n_head_kv*head_dim) */
+    const float *q_norm, *k_norm;          /* (head_dim) each: per-head RMSNorm of q and k before RoPE */
+    int rope_neox;                         /* RoPE turns pairs (i, i + rope_dim/2), not (2i, 2i + 1) */
+} bridge_arch;
 /* one sequence of a batch: its tokens' count and first position, its layer's KV cache and RoPE tables */
 typedef struct {
     int64_t n, position;
     uint16_t *k_cache, *v_cache;
     const float *cos_t, *sin_t;
 } bridge_seq;
-/* x holds every sequence's tokens, one after another: (sum of n, n_embd), updated in place */
+/* x holds every sequence's tokens, one after another: (sum of n, n_embd), updated in place; weights w[7]: q, k,
+ * v, output, gate, up, down */
 int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, const float *attn_norm,
-                               const float *ffn_norm, const bridge_weight *w, int64_t n_embd, int64_t n_head,
+                               const float *ffn_norm, const bridge_weight *w, const bridge_arch *arch,
+                               int64_t n_embd, int64_t n_head,
                                int64_t n_head_kv, int64_t head_dim, int64_t rope_dim, int64_t n_ff, float eps,
                                float *scratch, int n_threads);
 int64_t bridge_layer_scratch(int64_t n, int64_t end, int64_t n_embd, int64_t n_head, int64_t n_head_kv,
