@@ -30,6 +30,14 @@ LAYER_TYPES = [
      "ffn_gate": T.Q8_0, "ffn_up": T.Q5_K, "ffn_down": T.Q4_0},
 ]  # fmt: skip
 EMBD_TYPE, OUTPUT_TYPE = T.Q4_0, T.Q6_K
+# Every type bridge supports now, for write(..., layer_types=ALL_TYPES) (no golden: for tests that compare
+# bridge with itself, such as batched against stepwise).
+ALL_TYPES = [
+    {"attn_q": T.Q5_0, "attn_k": T.Q5_1, "attn_v": T.Q8_0, "attn_output": T.Q4_1,
+     "ffn_gate": T.Q4_K, "ffn_up": T.Q2_K, "ffn_down": T.BF16},
+    {"attn_q": T.Q3_K, "attn_k": T.F16, "attn_v": T.F32, "attn_output": T.Q6_K,
+     "ffn_gate": T.Q8_0, "ffn_up": T.Q5_K, "ffn_down": T.Q4_0},
+]  # fmt: skip
 
 
 def _vocab_fields() -> dict[str, tuple[object, gguf.GGUFValueType, gguf.GGUFValueType | None]]:
@@ -48,17 +56,19 @@ def _kquant_blocks(rng: np.random.Generator, qtype: T, rows: int, cols: int, gai
     block, size = gguf.GGML_QUANT_SIZES[qtype]
     raw = rng.integers(0, 256, size=(rows, cols // block, size), dtype=np.uint8)
     # Scales that give weights of roughly `gain` standard deviations' size.
-    scale = gain * {T.Q4_K: 1e-4, T.Q5_K: 5e-5, T.Q6_K: 1e-5}[qtype]
+    scale = gain * {T.Q2_K: 1e-3, T.Q3_K: 5e-4, T.Q4_K: 1e-4, T.Q5_K: 5e-5, T.Q6_K: 1e-5}[qtype]
     halves = np.array([scale, scale / 2], dtype=np.float16).view(np.uint8)
-    if qtype == T.Q6_K:  # d is the block's last two bytes
+    if qtype in (T.Q3_K, T.Q6_K):  # d is the block's last two bytes
         raw[..., -2:] = halves[:2]
+    elif qtype == T.Q2_K:  # d and dmin end the block
+        raw[..., -4:] = halves
     else:  # d and dmin lead the block
         raw[..., :4] = halves
     return raw.reshape(rows, -1)
 
 
 def _weight(rng: np.random.Generator, qtype: T, rows: int, cols: int, std: float = 0.05) -> np.ndarray:
-    if qtype in (T.Q4_K, T.Q5_K, T.Q6_K):
+    if qtype in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K):
         return _kquant_blocks(rng, qtype, rows, cols, gain=std / 0.05)
     w = (rng.standard_normal((rows, cols)) * std).astype(np.float32)
     if qtype == T.F32:
@@ -71,10 +81,17 @@ def _weight(rng: np.random.Generator, qtype: T, rows: int, cols: int, std: float
 ROPE_FACTORS = np.geomspace(1.0, 8.0, HEAD_DIM // 2).astype(np.float32)
 
 
-def write(path: str | Path, *, rope_freqs: np.ndarray | None = None, arch: str = "llama") -> Path:
+def write(
+    path: str | Path,
+    *,
+    rope_freqs: np.ndarray | None = None,
+    arch: str = "llama",
+    layer_types: list[dict[str, T]] = LAYER_TYPES,
+) -> Path:
     """Writes the model to `path` and returns it. Same bytes of weights every time; with `rope_freqs`, a
     Llama 3-style variant that also carries them as rope_freqs.weight (float32). `arch` "qwen2" adds q/k/v
-    biases and "qwen3" per-head q/k norms to the same weights (both turn RoPE the GPT-NeoX way)."""
+    biases and "qwen3" per-head q/k norms to the same weights (both turn RoPE the GPT-NeoX way).
+    `layer_types` picks each layer's tensor types (ALL_TYPES: every supported one)."""
     rng = np.random.default_rng(20261121)
     vocab = _vocab_fields()
     n_vocab = len(vocab["tokenizer.ggml.tokens"][0])  # type: ignore[arg-type]
@@ -98,7 +115,7 @@ def write(path: str | Path, *, rope_freqs: np.ndarray | None = None, arch: str =
 
     q_dim, kv_dim = N_HEAD * HEAD_DIM, N_HEAD_KV * HEAD_DIM
     add("token_embd.weight", _weight(rng, EMBD_TYPE, n_vocab, N_EMBD, std=0.5), EMBD_TYPE)
-    for i, types in enumerate(LAYER_TYPES):
+    for i, types in enumerate(layer_types):
         norm = (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32)
         add(f"blk.{i}.attn_norm.weight", norm, T.F32)
         shapes = {
