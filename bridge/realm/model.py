@@ -737,18 +737,15 @@ class KVContext:
         n, half = x.shape[0], c.rope_dim // 2
         heads = x.reshape(n, n_heads, c.head_dim)  # (n, h, head_dim)
         if self.model.arch.rope_neox:
-            x0, x1 = heads[:, :, :half], heads[:, :, half : c.rope_dim]  # (n, h, rope_dim/2) each
+            first, second = slice(0, half), slice(half, c.rope_dim)
         else:
-            pairs = heads[:, :, : c.rope_dim].reshape(n, n_heads, half, 2)  # (n, h, rope_dim/2, 2)
-            x0, x1 = pairs[..., 0], pairs[..., 1]  # (n, h, rope_dim/2) each
+            first, second = slice(0, c.rope_dim, 2), slice(1, c.rope_dim, 2)
+        x0, x1 = heads[:, :, first], heads[:, :, second]  # (n, h, rope_dim/2) each
         cos = self.cos[position : position + n, None, :]  # (n, 1, rope_dim/2)
         sin = self.sin[position : position + n, None, :]  # (n, 1, rope_dim/2)
-        turned = np.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)  # (n, h, rope_dim/2, 2)
         out = heads.copy()  # (n, h, head_dim)
-        if self.model.arch.rope_neox:
-            out[:, :, : c.rope_dim] = turned.transpose(0, 1, 3, 2).reshape(n, n_heads, c.rope_dim)
-        else:
-            out[:, :, : c.rope_dim] = turned.reshape(n, n_heads, c.rope_dim)
+        out[:, :, first] = x0 * cos - x1 * sin
+        out[:, :, second] = x0 * sin + x1 * cos
         rotated: F32 = out.reshape(n, n_heads * c.head_dim)
         return rotated
 
