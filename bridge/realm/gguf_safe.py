@@ -164,6 +164,28 @@ def read(path: str | os.PathLike[str]) -> GGUFFile:
     return parse(data, origin)
 
 
+PEEK_BYTES = 1 << 20  # where peek_metadata looks: the first keys of any GGUF written by gguf-py or llama.cpp
+
+
+def peek_metadata(path: str | os.PathLike[str], key: str) -> Any:
+    """The value of metadata `key` when the file's first PEEK_BYTES hold it, without reading the rest (so an
+    unsupported model is refused before its weights are read); None otherwise, or when the file is not a
+    readable GGUF, for `read` to say why."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb", buffering=0) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            head = f.read(PEEK_BYTES)
+    except OSError:
+        return None
+    parser = _Parser(np.frombuffer(head, np.uint8), str(path))
+    try:
+        return parser.first_value(key)
+    except ModelError:  # cut off by the peek, or broken: the full read decides
+        return None
+
+
 def parse(data: NDArray[np.uint8], origin: str) -> GGUFFile:
     """Validates the GGUF held in `data` (the whole file, uint8); `origin` names it in messages.
 
@@ -312,6 +334,23 @@ class _Parser:
         return out
 
     # --- the file ---------------------------------------------------------------------------------
+
+    def first_value(self, wanted: str) -> Any:
+        """The value of metadata `wanted`, parsing keys only up to it; None when absent."""
+        self.need(4, "magic")
+        if bytes(self.buf[:4]) != MAGIC:
+            return None
+        self.pos = 4
+        if self.u32("version") not in VERSIONS:
+            return None
+        self.u64("tensor count")
+        for i in range(self.u64("metadata count")):
+            key = self.string(f"metadata key #{i}", MAX_KEY_BYTES)
+            vtype = self.value_type(f"metadata `{key}` (type)")
+            value = self.array(key)[1] if vtype == VT.ARRAY else self.value(vtype, key)
+            if key == wanted:
+                return value
+        return None
 
     def parse(self) -> GGUFFile:
         self.need(4, "magic")

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import chat, gguf_safe, native
-from .arch import ARCHITECTURES, Arch
+from .arch import ARCHITECTURES, LAYER_TENSORS, Arch
 from .batcher import Batcher
 from .errors import EBADF as EBADF
 from .errors import EINVAL as EINVAL
@@ -76,6 +76,12 @@ class Config:
     rms_eps: float
     bos_id: int
     eos_id: int
+    # what the family (arch.Arch) and the file add, at values that change nothing when absent
+    rope_scale: float = 1.0  # linear RoPE scaling on the global layers: positions times this (1/factor)
+    sliding_window: int = 0  # positions a sliding-window layer sees, its own included (0: no such layers)
+    attn_scale: float = 0.0  # the attention logits' scale: 1/sqrt(head_dim) unless the family says otherwise
+    embd_scale: float = 1.0  # token embeddings times this on the way in
+    logit_softcap: float = 0.0  # logits -> cap * tanh(logits / cap) when positive
 
 
 class Tensor:
@@ -132,17 +138,15 @@ def matmul(x: F32, w: Tensor) -> F32:
 
 
 def _matmul_numpy(x: F32, w: Tensor) -> F32:
+    """One matrix-vector product per token, so each token's sums follow the same order whatever the batch
+    (BLAS's matrix-matrix kernels block by the batch size): the reference is batch-invariant too."""
     step = max(1, _MATMUL_BLOCK_ELEMENTS // w.cols)
-    if step >= w.rows:
-        whole: F32 = x @ w.dequantize_rows().T  # (n, rows)
-        return whole
-    out = np.empty((w.rows, x.shape[0]), np.float32)  # (rows, n): each block fills contiguous rows
+    out = np.empty((x.shape[0], w.rows), np.float32)  # (n, rows)
     for start in range(0, w.rows, step):
-        block = w.dequantize_rows(start, start + step)  # (step, cols)
-        # Writing into contiguous rows keeps numpy on its BLAS path (a strided `out` is not).
-        np.matmul(block, x.T, out=out[start : start + block.shape[0]])
-    result: F32 = out.T.copy()  # (n, rows)
-    return result
+        block = w.dequantize_rows(start, start + step)  # (k, cols)
+        for t in range(x.shape[0]):
+            np.matmul(block, x[t], out=out[t, start : start + block.shape[0]])
+    return out
 
 
 class _KernelTime:
@@ -165,6 +169,34 @@ def silu(x: F32) -> F32:
     return (x / (1.0 + np.exp(-x))).astype(np.float32)
 
 
+_GELU_TABLE: F32 | None = None
+
+
+def gelu_table() -> F32:
+    """GELU's tanh approximation at every float16 value, rounded to float16: (65536,) float32, indexed by
+    the f16 bits. ggml's CPU GeGLU reads such a table (inputs rounded to f16, |x| < 10), in float32
+    arithmetic in this order; the native layer reads this very table, so the two paths agree."""
+    global _GELU_TABLE
+    if _GELU_TABLE is None:
+        x = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)  # (65536,)
+        a, s = np.float32(0.044715), np.float32(0.7978845608028654)  # GELU_COEF_A, sqrt(2/pi)
+        with np.errstate(all="ignore"):  # the inf and nan entries are never read
+            inner = s * x * (np.float32(1) + a * x * x)  # (65536,)
+            gelu = np.float32(0.5) * x * (np.float32(1) + np.tanh(inner))  # (65536,)
+            _GELU_TABLE = gelu.astype(np.float16).astype(np.float32)
+    return _GELU_TABLE
+
+
+def geglu(gate: F32, up: F32) -> F32:
+    """gelu_tanh(gate) * up, (n, n_ff) each, as ggml computes it: 0 at or below -10, gate itself at or
+    above 10, else the table's value at gate rounded to f16."""
+    with np.errstate(over="ignore"):  # far outside +-10: not read from the table
+        bits = gate.astype(np.float16).view(np.uint16)  # (n, n_ff)
+    act = np.where(gate <= -10, np.float32(0), np.where(gate >= 10, gate, gelu_table()[bits]))  # (n, n_ff)
+    out: F32 = (act * up).astype(np.float32)
+    return out
+
+
 @dataclass
 class LayerWeights:
     attn_norm: F32  # (n_embd,)
@@ -182,6 +214,8 @@ class LayerWeights:
     v_bias: F32 | None = None  # (n_head_kv*head_dim,)
     q_norm: F32 | None = None  # (head_dim,)
     k_norm: F32 | None = None  # (head_dim,)
+    post_attn_norm: F32 | None = None  # (n_embd,)
+    post_ffn_norm: F32 | None = None  # (n_embd,)
 
 
 def _meta_text(value: Any) -> str:
@@ -240,6 +274,9 @@ class Model:
         p = Path(path)
         if not p.is_file():
             raise ModelError(f"{p}: no such model file")
+        arch = gguf_safe.peek_metadata(p, "general.architecture")
+        if arch is not None and arch not in SUPPORTED_ARCHITECTURES:
+            raise _unsupported(str(p), arch)  # before the weights are read
         return cls(p, gguf_safe.read(p))
 
     # --- loading ---------------------------------------------------------------------------------
@@ -334,10 +371,7 @@ class Model:
         """
         arch = self.meta.get("general.architecture")
         if arch not in SUPPORTED_ARCHITECTURES:
-            raise ModelError(
-                f"{origin}: architecture {arch!r} is not supported "
-                f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
-            )
+            raise _unsupported(origin, arch)
         a = str(arch)
         n_vocab = self._read_vocab(origin)
         if f"{a}.vocab_size" in self.meta and self._int(f"{a}.vocab_size", origin, hi=MAX_VOCAB) != n_vocab:
@@ -381,11 +415,17 @@ class Model:
                     origin, f"tokenizer.ggml.{key}_token_id",
                     f"is absent, and its default {value} is outside the vocabulary of {n_vocab} tokens",
                 )  # fmt: skip
+        family = ARCHITECTURES[a]
+        n_layer = self._int(f"{a}.block_count", origin)
+        # as llama.cpp computes them, in float32
+        attn_scale = 1.0 / np.sqrt(np.float32(head_dim))
+        if family.scale_by_embd_layers == n_layer:
+            attn_scale = 1.0 / np.sqrt(np.float32(n_embd // n_head))
         return Config(
             arch=a,
             n_vocab=n_vocab,
             n_embd=n_embd,
-            n_layer=self._int(f"{a}.block_count", origin),
+            n_layer=n_layer,
             n_head=n_head,
             n_head_kv=n_head_kv,
             n_ff=self._int(f"{a}.feed_forward_length", origin),
@@ -396,7 +436,31 @@ class Model:
             rms_eps=self._float(f"{a}.attention.layer_norm_rms_epsilon", origin, 1e-5, lo=0.0),
             bos_id=bos_id,
             eos_id=eos_id,
+            rope_scale=self._rope_scale(a, origin),
+            sliding_window=(
+                self._int(f"{a}.attention.sliding_window", origin, hi=MAX_CONTEXT_LENGTH)
+                if family.swa_period
+                else 0
+            ),
+            attn_scale=float(np.float32(attn_scale)),
+            embd_scale=float(np.sqrt(np.float32(n_embd))) if family.embd_scale else 1.0,
+            logit_softcap=(
+                self._float(f"{a}.final_logit_softcapping", origin, 1.0, lo=0.0)
+                if f"{a}.final_logit_softcapping" in self.meta
+                else 0.0
+            ),
         )
+
+    def _rope_scale(self, a: str, origin: str) -> float:
+        """The global layers' linear RoPE scaling (positions times 1/factor); 1 without. Raises ModelError
+        for the scalings realm does not implement (YaRN, LongRoPE...), rather than run them wrongly."""
+        key = f"{a}.rope.scaling.type"
+        kind = self.meta.get(key, "none")
+        if kind == "none":
+            return 1.0
+        if kind != "linear":
+            raise self._bad(origin, key, f"is {kind!r}; realm implements only linear RoPE scaling")
+        return 1.0 / self._float(f"{a}.rope.scaling.factor", origin, 1.0, lo=0.0)
 
     def _tensor(self, name: str, origin: str, shape: tuple[int, ...]) -> Tensor:
         t = self.tensors.get(name)
@@ -425,33 +489,22 @@ class Model:
         return result
 
     def _layer(self, i: int, origin: str) -> LayerWeights:
+        """Layer i's tensors, as its family lists them (arch.LAYER_TENSORS): vectors read as float32,
+        matrices kept quantized. Raises ModelError for a missing or misshapen one."""
         c = self.config
-        q_dim, kv_dim = c.n_head * c.head_dim, c.n_head_kv * c.head_dim
-
-        def t(name: str, *shape: int, part: str = "weight") -> Tensor:
-            return self._tensor(f"blk.{i}.{name}.{part}", origin, shape)
-
-        a = self.arch
-        extras: dict[str, F32] = {}
-        if a.qkv_bias:
-            extras["q_bias"] = t("attn_q", q_dim, part="bias").vector()
-            extras["k_bias"] = t("attn_k", kv_dim, part="bias").vector()
-            extras["v_bias"] = t("attn_v", kv_dim, part="bias").vector()
-        if a.qk_norm:
-            extras["q_norm"] = t("attn_q_norm", c.head_dim).vector()
-            extras["k_norm"] = t("attn_k_norm", c.head_dim).vector()
-        return LayerWeights(
-            **extras,
-            attn_norm=t("attn_norm", c.n_embd).vector(),
-            wq=t("attn_q", c.n_embd, q_dim),
-            wk=t("attn_k", c.n_embd, kv_dim),
-            wv=t("attn_v", c.n_embd, kv_dim),
-            wo=t("attn_output", q_dim, c.n_embd),
-            ffn_norm=t("ffn_norm", c.n_embd).vector(),
-            w_gate=t("ffn_gate", c.n_embd, c.n_ff),
-            w_up=t("ffn_up", c.n_embd, c.n_ff),
-            w_down=t("ffn_down", c.n_ff, c.n_embd),
-        )
+        dims = {
+            "d": c.n_embd,
+            "q": c.n_head * c.head_dim,
+            "kv": c.n_head_kv * c.head_dim,
+            "hd": c.head_dim,
+            "ff": c.n_ff,
+        }
+        fields: dict[str, Any] = {}
+        for field in self.arch.layer_tensors:
+            name, shape = LAYER_TENSORS[field]
+            t = self._tensor(f"blk.{i}.{name}", origin, tuple(dims[k] for k in shape))
+            fields[field] = t.vector() if len(shape) == 1 else t
+        return LayerWeights(**fields)
 
     # --- the API the realm host functions adapt ---------------------------------------------------
 
@@ -503,9 +556,12 @@ class Model:
                 )
 
     def embed_tokens(self, ids: Sequence[int] | NDArray[np.integer[Any]]) -> F32:
-        """Token embeddings: (len(ids), n_embd)."""
+        """Token embeddings, times the family's scale (Gemma's sqrt(n_embd)): (len(ids), n_embd)."""
         self.check_ids(ids)
-        return self.token_embd.take_rows(np.asarray(ids, dtype=np.intp))
+        rows = self.token_embd.take_rows(np.asarray(ids, dtype=np.intp))  # (n, d)
+        if self.config.embd_scale != 1.0:
+            rows *= np.float32(self.config.embd_scale)
+        return rows
 
     def compute_logits(self, hidden: F32, *, tenant: object = None) -> F32:
         """Final norm and output projection of one hidden vector (n_embd,) -> (n_vocab,).
@@ -517,10 +573,14 @@ class Model:
         x = rmsnorm(hidden.reshape(1, -1).astype(np.float32), self.output_norm, self.config.rms_eps)  # (1, d)
         if not native.runs(self.output.qtype):
             logits: F32 = matmul(x, self.output)[0]  # (n_vocab,)
-            return logits
-        slot: list[F32] = [x]
-        self.batcher.submit("logits", slot, self._logits_batch, owner=tenant, order=self.config.n_layer)
-        return slot[0]
+        else:
+            slot: list[F32] = [x]
+            self.batcher.submit("logits", slot, self._logits_batch, owner=tenant, order=self.config.n_layer)
+            logits = slot[0]
+        cap = self.config.logit_softcap
+        if cap > 0:  # as ggml: scale by 1/cap, tanh, scale by cap, in float32
+            logits = (np.tanh(logits * np.float32(1.0 / cap)) * np.float32(cap)).astype(np.float32)
+        return logits
 
     def _logits_batch(self, slots: Sequence[list[F32]]) -> None:
         """The output projection of several tenants' normed hidden rows at once, each slot's (1, d) x
@@ -600,6 +660,12 @@ class Model:
         return f"<Model {self.name!r} {c.arch} {c.n_layer} layers, d={c.n_embd}, vocab={c.n_vocab}>"
 
 
+def _unsupported(origin: str, arch: object) -> ModelError:
+    return ModelError(
+        f"{origin}: architecture {arch!r} is not supported (supported: {', '.join(SUPPORTED_ARCHITECTURES)})"
+    )
+
+
 class _Unsupported:
     def __init__(self, name: str, message: str) -> None:
         self.name = name
@@ -627,6 +693,25 @@ RUN_AHEAD_TOKENS = 4
 RUN_AHEAD_STRIKES = 2
 CONTEXT_OVERHEAD_BYTES = 64 << 10  # a context's Python objects and native layer handles, counted once
 _ROPE_BLOCK = 4096  # positions per block when filling the RoPE tables
+
+
+def _rope_tables(
+    n_ctx: int, c: Config, base: float, scale: float, factors: NDArray[np.float64] | None
+) -> tuple[F32, F32]:
+    """cos and sin of angle[p, i] = p * scale * base^(-2i/rope_dim) (divided by Llama 3's factor[i] when
+    given): (n_ctx, rope_dim/2) each, float32. Computed in float64, in blocks of positions so the
+    temporaries stay small."""
+    inv_freq = base ** (-np.arange(0, c.rope_dim, 2, dtype=np.float64) / c.rope_dim)  # (rope_dim/2,)
+    if factors is not None:
+        inv_freq = inv_freq / factors
+    cos = np.empty((n_ctx, c.rope_dim // 2), np.float32)  # (n_ctx, rope_dim/2)
+    sin = np.empty((n_ctx, c.rope_dim // 2), np.float32)  # (n_ctx, rope_dim/2)
+    for start in range(0, n_ctx, _ROPE_BLOCK):
+        positions = np.arange(start, min(start + _ROPE_BLOCK, n_ctx), dtype=np.float64) * scale  # (b,)
+        angles = np.outer(positions, inv_freq)  # (b, rope_dim/2)
+        cos[start : start + len(positions)] = np.cos(angles)
+        sin[start : start + len(positions)] = np.sin(angles)
+    return cos, sin
 
 
 def layer_scratch_floats(c: Config, n: int, end: int) -> int:
@@ -674,20 +759,18 @@ class KVContext:
         # Scratch for the native layers: the largest pass's, once (forward_layer_inplace lends one).
         self.pool = BufferPool(max_bytes=self._scratch_bytes(c, n_ctx))
         self._native: dict[int, native.Layer | None] = {}
-        # RoPE tables, computed once: angle[p, i] = p * theta^(-2i/rope_dim) (divided by Llama 3's
-        # factor[i] when the model has them); in blocks of positions, so the float64 temporaries stay small.
-        inv_freq = c.rope_theta ** (
-            -np.arange(0, c.rope_dim, 2, dtype=np.float64) / c.rope_dim
-        )  # (rope_dim/2,)
-        if model.rope_factors is not None:
-            inv_freq = inv_freq / model.rope_factors
-        self.cos = np.empty((n_ctx, c.rope_dim // 2), np.float32)  # (n_ctx, rope_dim/2)
-        self.sin = np.empty((n_ctx, c.rope_dim // 2), np.float32)  # (n_ctx, rope_dim/2)
-        for start in range(0, n_ctx, _ROPE_BLOCK):
-            positions = np.arange(start, min(start + _ROPE_BLOCK, n_ctx), dtype=np.float64)  # (b,)
-            angles = np.outer(positions, inv_freq)  # (b, rope_dim/2)
-            self.cos[start : start + len(positions)] = np.cos(angles)
-            self.sin[start : start + len(positions)] = np.sin(angles)
+        # RoPE tables, computed once: the global layers' from the file's base (with its linear scaling and
+        # Llama 3's factors), and the sliding-window layers' from the family's local base.
+        self.cos, self.sin = _rope_tables(n_ctx, c, c.rope_theta, c.rope_scale, model.rope_factors)
+        self.cos_local, self.sin_local = self.cos, self.sin
+        if model.arch.swa_period:
+            self.cos_local, self.sin_local = _rope_tables(n_ctx, c, model.arch.rope_base_local, 1.0, None)
+
+    def rope_tables(self, layer: int) -> tuple[F32, F32]:
+        """Layer `layer`'s RoPE tables, cos and sin: (n_ctx, rope_dim/2) each."""
+        if self.model.arch.sliding(layer):
+            return self.cos_local, self.sin_local
+        return self.cos, self.sin
 
     @staticmethod
     def _scratch_bytes(c: Config, n_ctx: int) -> int:
@@ -703,7 +786,7 @@ class KVContext:
         layer, every position, counted whole though pages are touched as the cache fills), its f32 RoPE
         tables, its pooled scratch, its run-ahead outputs and CONTEXT_OVERHEAD_BYTES."""
         kv = 2 * c.n_layer * n_ctx * c.n_head_kv * c.head_dim * 2
-        rope = 2 * n_ctx * (c.rope_dim // 2) * 4
+        rope = 2 * n_ctx * (c.rope_dim // 2) * 4 * (2 if ARCHITECTURES[c.arch].swa_period else 1)
         ahead = c.n_layer * RUN_AHEAD_TOKENS * c.n_embd * 4
         return kv + rope + KVContext._scratch_bytes(c, n_ctx) + ahead + CONTEXT_OVERHEAD_BYTES
 
@@ -724,12 +807,13 @@ class KVContext:
         self._native.clear()  # the native layers point into the arrays below
         self.pool.clear()
         self.k = self.v = np.zeros((c.n_layer, 0, c.n_head_kv * c.head_dim), np.float16)
-        self.cos = self.sin = np.zeros((0, c.rope_dim // 2), np.float32)
+        self.cos = self.sin = self.cos_local = self.sin_local = np.zeros((0, c.rope_dim // 2), np.float32)
         self.filled = [0] * c.n_layer
 
-    def rope(self, x: F32, n_heads: int, position: int) -> F32:
+    def rope(self, x: F32, n_heads: int, position: int, layer: int = 0) -> F32:
         """Rotates pairs of each head's first rope_dim dims: adjacent ones (x[2i], x[2i+1]) in llama's
-        layout, (x[i], x[i + rope_dim/2]) in GPT-NeoX's (arch.rope_neox); pair i turns by angle i.
+        layout, (x[i], x[i + rope_dim/2]) in GPT-NeoX's (arch.rope_neox); pair i turns by angle i of
+        the layer's tables (rope_tables).
 
         x: (n, n_heads*head_dim) -> same shape.
         """
@@ -741,8 +825,9 @@ class KVContext:
         else:
             first, second = slice(0, c.rope_dim, 2), slice(1, c.rope_dim, 2)
         x0, x1 = heads[:, :, first], heads[:, :, second]  # (n, h, rope_dim/2) each
-        cos = self.cos[position : position + n, None, :]  # (n, 1, rope_dim/2)
-        sin = self.sin[position : position + n, None, :]  # (n, 1, rope_dim/2)
+        cos_t, sin_t = self.rope_tables(layer)
+        cos = cos_t[position : position + n, None, :]  # (n, 1, rope_dim/2)
+        sin = sin_t[position : position + n, None, :]  # (n, 1, rope_dim/2)
         out = heads.copy()  # (n, h, head_dim)
         out[:, :, first] = x0 * cos - x1 * sin
         out[:, :, second] = x0 * sin + x1 * cos
@@ -763,22 +848,23 @@ class KVContext:
         if native.kernels() != "native":  # the cache below holds only what native.runs allowed
             return None
         if layer not in self._native:
-            c, w = self.model.config, self.model.layers[layer]
+            c, w, a = self.model.config, self.model.layers[layer], self.model.arch
             tensors = [w.wq, w.wk, w.wv, w.wo, w.w_gate, w.w_up, w.w_down]
             self._native[layer] = (
                 native.Layer(
                     [(t.raw, t.qtype, t.rows, t.cols) for t in tensors],
                     (w.attn_norm, w.ffn_norm),
                     (self.k[layer], self.v[layer]),
-                    (self.cos, self.sin),
+                    self.rope_tables(layer),
                     (c.n_embd, c.n_head, c.n_head_kv, c.head_dim, c.rope_dim, c.n_ff),
                     c.rms_eps,
+                    {name: getattr(w, name) for name in native.Layer.VECTORS if getattr(w, name) is not None},
                     {
-                        name: getattr(w, name)
-                        for name in ("q_bias", "k_bias", "v_bias", "q_norm", "k_norm")
-                        if getattr(w, name) is not None
+                        "rope_neox": a.rope_neox,
+                        "window": c.sliding_window if a.sliding(layer) else 0,
+                        "attn_scale": c.attn_scale,
                     },
-                    self.model.arch.rope_neox,
+                    gelu_table() if a.activation == "gelu_tanh" else None,
                 )
                 if native.Layer.usable([t.qtype for t in tensors], c.head_dim)
                 else None
@@ -911,8 +997,8 @@ class KVContext:
         if w.q_norm is not None and w.k_norm is not None:
             q = rmsnorm(q.reshape(n * n_h, hd), w.q_norm, c.rms_eps).reshape(n, n_h * hd)
             k = rmsnorm(k.reshape(n * n_kv, hd), w.k_norm, c.rms_eps).reshape(n, n_kv * hd)
-        q = self.rope(q, n_h, position)  # (n, n_head*hd)
-        k = self.rope(k, n_kv, position)  # (n, n_kv*hd)
+        q = self.rope(q, n_h, position, layer)  # (n, n_head*hd)
+        k = self.rope(k, n_kv, position, layer)  # (n, n_kv*hd)
         # append to the KV cache
         self.k[layer, position:end] = k
         self.v[layer, position:end] = v
@@ -923,23 +1009,34 @@ class KVContext:
         # dot products, q meets the f16 keys as f16
         group = n_h // n_kv
         qh = to_f16(q).reshape(n, n_kv, group, hd).transpose(1, 2, 0, 3)  # (n_kv, group, n, hd)
-        scores = np.matmul(qh, keys.transpose(1, 2, 0)[:, None]) / np.float32(
-            math.sqrt(hd)
+        scores = np.matmul(qh, keys.transpose(1, 2, 0)[:, None]) * np.float32(
+            c.attn_scale
         )  # (n_kv, group, n, end)
-        # causal mask within the batch: token i (at position+i) sees positions <= position+i
-        future = np.arange(end)[None, :] > (position + np.arange(n))[:, None]  # (n, end)
-        scores = np.where(future, np.float32(-np.inf), scores)
+        # causal mask within the batch: token i (at position+i) sees positions <= position+i, and on a
+        # sliding-window layer only the last sliding_window of them
+        at = position + np.arange(n)[:, None]  # (n, 1)
+        hidden_from = np.arange(end)[None, :] > at  # (n, end)
+        if self.model.arch.sliding(layer):
+            hidden_from |= np.arange(end)[None, :] <= at - c.sliding_window
+        scores = np.where(hidden_from, np.float32(-np.inf), scores)
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         scores /= scores.sum(axis=-1, keepdims=True)
         # the weights meet the f16 values as f16, again as ggml's f16 matmul does
         attn = np.matmul(to_f16(scores), values.transpose(1, 0, 2)[:, None])  # (n_kv, group, n, hd)
         attn = attn.transpose(2, 0, 1, 3).reshape(n, n_h * hd).astype(np.float32)  # (n, n_head*hd)
-        # output projection and residual
-        x = x + matmul(attn, w.wo)  # (n, d)
-        # feed-forward rmsnorm, SwiGLU, residual
+        # output projection (with the family's post-norm) and residual
+        out = matmul(attn, w.wo)  # (n, d)
+        if w.post_attn_norm is not None:
+            out = rmsnorm(out, w.post_attn_norm, c.rms_eps)
+        x = x + out  # (n, d)
+        # feed-forward rmsnorm, gated FFN (SwiGLU or GeGLU), post-norm, residual
         h = rmsnorm(x, w.ffn_norm, c.rms_eps)  # (n, d)
-        ff = silu(matmul(h, w.w_gate)) * matmul(h, w.w_up)  # (n, n_ff)
-        return (x + matmul(ff, w.w_down)).astype(np.float32)  # (n, d)
+        gate, up = matmul(h, w.w_gate), matmul(h, w.w_up)  # (n, n_ff) each
+        ff = geglu(gate, up) if self.model.arch.activation == "gelu_tanh" else silu(gate) * up  # (n, n_ff)
+        out = matmul(ff, w.w_down)  # (n, d)
+        if w.post_ffn_norm is not None:
+            out = rmsnorm(out, w.post_ffn_norm, c.rms_eps)
+        return (x + out).astype(np.float32)  # (n, d)
 
     def forward(self, hidden: F32, position: int) -> F32:
         """All layers in order: hidden (n, n_embd) -> (n, n_embd)."""

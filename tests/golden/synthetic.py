@@ -20,6 +20,9 @@ T = gguf.GGMLQuantizationType
 N_EMBD, N_HEAD, N_HEAD_KV, N_FF, N_LAYER, N_CTX = 256, 8, 2, 512, 2, 256
 HEAD_DIM = N_EMBD // N_HEAD
 ROPE_THETA, RMS_EPS = 500000.0, 1e-6
+# The gemma3 variant: six layers (Gemma 3 makes every sixth layer global, the others sliding-window), with
+# a window short enough that the recorded prompts pass it.
+GEMMA3_LAYERS, GEMMA3_WINDOW = 6, 8
 
 # (tensor, type) for each layer: between them every type bridge supported when these goldens were made
 # appears at least once (Q2_K and Q3_K came later).
@@ -87,11 +90,14 @@ def write(
     rope_freqs: np.ndarray | None = None,
     arch: str = "llama",
     layer_types: list[dict[str, T]] = LAYER_TYPES,
+    metadata: dict[str, object] | None = None,
 ) -> Path:
     """Writes the model to `path` and returns it. Same bytes of weights every time; with `rope_freqs`, a
     Llama 3-style variant that also carries them as rope_freqs.weight (float32). `arch` "qwen2" adds q/k/v
-    biases and "qwen3" per-head q/k norms to the same weights (both turn RoPE the GPT-NeoX way).
-    `layer_types` picks each layer's tensor types (ALL_TYPES: every supported one)."""
+    biases and "qwen3" per-head q/k norms to the same weights (both turn RoPE the GPT-NeoX way); "gemma3"
+    has GEMMA3_LAYERS layers with q/k norms and post-norms, a sliding window of GEMMA3_WINDOW and GeGLU.
+    `layer_types` picks each layer's tensor types (ALL_TYPES: every supported one), in turn; `metadata`
+    adds keys (strings, floats)."""
     rng = np.random.default_rng(20261121)
     vocab = _vocab_fields()
     n_vocab = len(vocab["tokenizer.ggml.tokens"][0])  # type: ignore[arg-type]
@@ -99,7 +105,10 @@ def write(
     writer.add_name("bridge synthetic llama" + (" 3" if rope_freqs is not None else ""))
     writer.add_context_length(N_CTX)
     writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(N_LAYER)
+    n_layer = GEMMA3_LAYERS if arch == "gemma3" else N_LAYER
+    writer.add_block_count(n_layer)
+    if arch == "gemma3":
+        writer.add_sliding_window(GEMMA3_WINDOW)
     writer.add_feed_forward_length(N_FF)
     writer.add_head_count(N_HEAD)
     writer.add_head_count_kv(N_HEAD_KV)
@@ -109,13 +118,19 @@ def write(
     writer.add_vocab_size(n_vocab)
     for key, (value, vtype, sub) in vocab.items():
         writer.add_key_value(key, value, vtype, sub_type=sub)
+    for key, value in (metadata or {}).items():
+        if isinstance(value, str):
+            writer.add_string(key, value)
+        else:
+            writer.add_float32(key, float(value))  # type: ignore[arg-type]
 
     def add(name: str, data: np.ndarray, qtype: T) -> None:
         writer.add_tensor(name, data, raw_dtype=qtype)
 
     q_dim, kv_dim = N_HEAD * HEAD_DIM, N_HEAD_KV * HEAD_DIM
     add("token_embd.weight", _weight(rng, EMBD_TYPE, n_vocab, N_EMBD, std=0.5), EMBD_TYPE)
-    for i, types in enumerate(layer_types):
+    for i in range(n_layer):
+        types = layer_types[i % len(layer_types)]
         norm = (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32)
         add(f"blk.{i}.attn_norm.weight", norm, T.F32)
         shapes = {
@@ -129,10 +144,17 @@ def write(
         if arch == "qwen2":
             for name, size in (("attn_q", q_dim), ("attn_k", kv_dim), ("attn_v", kv_dim)):
                 add(f"blk.{i}.{name}.bias", (0.1 * extra.standard_normal(size)).astype(np.float32), T.F32)
-        if arch == "qwen3":
+        if arch in ("qwen3", "gemma3"):
             for name in ("attn_q_norm", "attn_k_norm"):
                 norm_weight = (1.0 + 0.2 * extra.standard_normal(HEAD_DIM)).astype(np.float32)
                 add(f"blk.{i}.{name}.weight", norm_weight, T.F32)
+        if arch == "gemma3":
+            for name in ("post_attention_norm", "post_ffw_norm"):
+                add(
+                    f"blk.{i}.{name}.weight",
+                    (1.0 + 0.2 * extra.standard_normal(N_EMBD)).astype(np.float32),
+                    T.F32,
+                )
         norm = (1.0 + 0.1 * rng.standard_normal(N_EMBD)).astype(np.float32)
         add(f"blk.{i}.ffn_norm.weight", norm, T.F32)
     add("output_norm.weight", np.ones(N_EMBD, np.float32), T.F32)

@@ -155,10 +155,13 @@ class Layer:
     """The cffi arguments of one transformer layer's fused native forward pass, made once per context.
 
     `tensors` are (raw rows, ggml type, rows, cols) for q, k, v, output, gate, up, down; the caches are
-    this layer's (n_ctx, n_head_kv*head_dim) float16 slices; `extras` what the model family adds
-    (q_bias, k_bias, v_bias, q_norm, k_norm: float32 vectors, as arch.Arch says) and `rope_neox` its RoPE
-    layout.
+    this layer's (n_ctx, n_head_kv*head_dim) float16 slices and `rope_tables` its (n_ctx, rope_dim/2) cos
+    and sin. What the model family adds (arch.Arch): `vectors`, float32 by name (VECTORS); `flags`
+    rope_neox, window (the sliding window, 0 for none) and attn_scale; `gelu`, the table of
+    model.gelu_table for a GeGLU FFN (None: SwiGLU).
     """
+
+    VECTORS = ("q_bias", "k_bias", "v_bias", "q_norm", "k_norm", "post_attn_norm", "post_ffn_norm")
 
     def __init__(
         self,
@@ -168,18 +171,24 @@ class Layer:
         rope_tables: tuple[NDArray[np.float32], NDArray[np.float32]],
         dims: tuple[int, int, int, int, int, int],
         eps: float,
-        extras: dict[str, NDArray[np.float32]] | None = None,
-        rope_neox: bool = False,
+        vectors: dict[str, NDArray[np.float32]] | None = None,
+        flags: dict[str, float] | None = None,
+        gelu: NDArray[np.float32] | None = None,
     ) -> None:
         assert _native is not None
         ffi = _native.ffi
         self._keep: list[Any] = [tensors, norms, caches, rope_tables]  # the arrays behind the pointers
         self.arch = ffi.new("bridge_arch *")
-        self.arch.rope_neox = int(rope_neox)
-        for name, values in (extras or {}).items():
+        for name, value in (flags or {}).items():
+            setattr(self.arch, name, value)
+        for name, values in (vectors or {}).items():
             vector = ffi.from_buffer("float[]", np.ascontiguousarray(values, np.float32))
             self._keep.append(vector)
             setattr(self.arch, name, vector)
+        if gelu is not None:
+            table = ffi.from_buffer("float[]", np.ascontiguousarray(gelu, np.float32))
+            self._keep.append(table)
+            self.arch.gelu = table
         self.weights = ffi.new("bridge_weight[7]")
         for i, (raw, qtype, rows, cols) in enumerate(tensors):
             data = ffi.from_buffer("uint8_t[]", np.ascontiguousarray(raw))

@@ -649,25 +649,27 @@ typedef struct {
     float *attn, *probs;
     const bridge_seq *seqs;
     const int64_t *seq_of, *first; /* each token's sequence; each sequence's first token */
-    int64_t n_head, group, head_dim, qd, kvd, max_end;
+    int64_t n_head, group, head_dim, qd, kvd, max_end, window;
+    float scale;
 } attention_job;
 
 /* Attention jobs [begin, end): job = token * n_head + head, over all sequences' tokens. */
 ROW_CLONES
 static void attention_heads(void *arg, int64_t begin, int64_t stop) {
     const attention_job *a = arg;
-    const float scale = (float)(1.0 / sqrt((double)a->head_dim));
+    const float scale = a->scale;
     const int64_t head_dim = a->head_dim;
     for (int64_t job = begin; job < stop; job++) {
         const int64_t t = job / a->n_head, hh = job % a->n_head, kvh = hh / a->group;
         const bridge_seq *seq = &a->seqs[a->seq_of[t]];
         const int64_t limit = seq->position + (t - a->first[a->seq_of[t]]) + 1;
+        const int64_t from = a->window > 0 && limit > a->window ? limit - a->window : 0; /* sliding window */
         const uint16_t *keys = seq->k_cache + kvh * head_dim, *values = seq->v_cache + kvh * head_dim;
         float qf[512];
         const float *qv = a->q + t * a->qd + hh * head_dim;
         for (int64_t i = 0; i < head_dim; i++) qf[i] = from_half(to_half(qv[i]));
         float *p = a->probs + job * a->max_end, top = -INFINITY, sum = 0.0f;
-        for (int64_t s = 0; s < limit; s++) {
+        for (int64_t s = from; s < limit; s++) {
             const uint16_t *kv = keys + s * a->kvd;
             float dot = 0.0f;
 #ifdef HAVE_AVX512_DOTS
@@ -679,13 +681,13 @@ static void attention_heads(void *arg, int64_t begin, int64_t stop) {
             p[s] = dot * scale;
             if (p[s] > top) top = p[s];
         }
-        for (int64_t s = 0; s < limit; s++) {
+        for (int64_t s = from; s < limit; s++) {
             p[s] = expf(p[s] - top);
             sum += p[s];
         }
         float *o = a->attn + t * a->qd + hh * head_dim;
         for (int64_t i = 0; i < head_dim; i++) o[i] = 0.0f;
-        for (int64_t s = 0; s < limit; s++) {
+        for (int64_t s = from; s < limit; s++) {
             const float weight = from_half(to_half(p[s] / sum));
             const uint16_t *vv = values + s * a->kvd;
 #ifdef HAVE_AVX512_DOTS
@@ -758,17 +760,29 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
         }
     }
     /* grouped-query attention of every sequence's tokens over its own cache, in one parallel pass */
-    attention_job job = {q, attn, probs, seqs, seq_of, first, n_head, group, head_dim, qd, kvd, max_end};
+    const float scale = arch && arch->attn_scale > 0 ? arch->attn_scale : (float)(1.0 / sqrt((double)head_dim));
+    attention_job job = {q,   attn, probs, seqs,    seq_of, first,  n_head, group,
+                         head_dim, qd, kvd, max_end, arch ? arch->window : 0, scale};
     bridge_parallel_for(attention_heads, &job, n * n_head, n_threads);
-    /* output projection, residual */
+    /* output projection (with the family's post-norm, in place), residual */
     if ((rc = matmul_weight(&w[3], attn, n, out, n_threads))) return rc;
+    if (arch && arch->post_attn_norm) rmsnorm(out, arch->post_attn_norm, n, d, eps, out);
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
-    /* feed-forward rmsnorm, SwiGLU, residual */
+    /* feed-forward rmsnorm, gated FFN (SwiGLU, or GeGLU from the f16 table as ggml), post-norm, residual */
     rmsnorm(x, ffn_norm, n, d, eps, h);
     if ((rc = matmul_weight(&w[4], h, n, gate, n_threads)) || (rc = matmul_weight(&w[5], h, n, up, n_threads)))
         return rc;
-    for (int64_t i = 0; i < n * n_ff; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    if (arch && arch->gelu) {
+        for (int64_t i = 0; i < n * n_ff; i++) {
+            const float g = gate[i];
+            const float act = g <= -10.0f ? 0.0f : g >= 10.0f ? g : arch->gelu[to_half(g)];
+            gate[i] = act * up[i];
+        }
+    } else {
+        for (int64_t i = 0; i < n * n_ff; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    }
     if ((rc = matmul_weight(&w[6], gate, n, out, n_threads))) return rc;
+    if (arch && arch->post_ffn_norm) rmsnorm(out, arch->post_ffn_norm, n, d, eps, out);
     for (int64_t i = 0; i < n * d; i++) x[i] += out[i];
     return 0;
 }

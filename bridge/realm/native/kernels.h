@@ -16,7 +16,11 @@ void bridge_cap_cpu_level(int level);
 typedef struct {
     const float *q_bias, *k_bias, *v_bias; /* (n_head*head_dim), (n_head_kv*head_dim), (n_head_kv*head_dim) */
     const float *q_norm, *k_norm;          /* (head_dim) each: per-head RMSNorm of q and k before RoPE */
-    int rope_neox;                         /* RoPE turns pairs (i, i + rope_dim/2), not (2i, 2i + 1) */
+    const float *post_attn_norm, *post_ffn_norm; /* (n_embd) each: RMSNorm of each block's output */
+    const float *gelu;   /* (65536) GELU-tanh per f16 value: the FFN is GeGLU, not SwiGLU (SiLU) */
+    int rope_neox;       /* RoPE turns pairs (i, i + rope_dim/2), not (2i, 2i + 1) */
+    int64_t window;      /* a token sees only the last `window` positions, its own included; 0: all */
+    float attn_scale;    /* the attention logits' scale; 0: 1/sqrt(head_dim) */
 } bridge_arch;
 /* one sequence of a batch: its tokens' count and first position, its layer's KV cache and RoPE tables */
 typedef struct {
