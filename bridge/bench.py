@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -137,10 +138,23 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: bool = True) -> dict[str, Any]:
+# With --model, bench runs examples/chat on that file: this question, at most CHAT_TOKENS new tokens.
+CHAT_QUESTION = "What is the capital of France?"
+CHAT_TOKENS = 64
+
+
+def paris(
+    runs: int = 5,
+    target: str = "wasm32",
+    long_prompt: int = 512,
+    peer: bool = True,
+    model_path: str | None = None,
+) -> dict[str, Any]:
     """Runs the Paris guest `runs` times (after one warm-up) and measures it; llama.cpp too if importable.
+    With `model_path`, the chat guest on that GGUF instead (its own chat format, CHAT_QUESTION).
 
     Also times a `long_prompt`-token prefill through the pure-host API (no guest), for the peer ratio.
+    Both llama.cpp and the long prefill take the guest's own prompt ids.
     """
     import os
     import tempfile
@@ -149,7 +163,12 @@ def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: b
     from .realm import native
     from .realm.abi import realm_functions
 
-    path, store, model, module = _paris_setup(target)
+    if model_path is None:
+        path, store, model, module = _paris_setup(target)
+        argv, ids = ["paris"], model.tokenize(PARIS_PROMPT)
+    else:
+        path, store, model, module = _chat_setup(target, model_path)
+        argv, ids = ["chat", "-n", str(CHAT_TOKENS), CHAT_QUESTION], _chat_prompt_ids(model, CHAT_QUESTION)
     realm = realm_functions(store)
     results: list[dict[str, Any]] = []
     for run in range(runs + 1):
@@ -157,7 +176,7 @@ def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: b
         os.close(fd)
         kernels_before = realm_model.KERNEL_TIME.seconds
         started = time.perf_counter()
-        with Guest(module, hosts=[realm], argv=["paris"], stdout=out_path) as guest:
+        with Guest(module, hosts=[realm], argv=argv, stdout=out_path) as guest:
             code = guest.run()
             wall = time.perf_counter() - started
             stats = guest.context(realm).state.stats
@@ -166,7 +185,7 @@ def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: b
             answer = out.read()
         os.unlink(out_path)
         if code != 0:
-            raise BridgeError(f"the Paris guest exited with code {code}")
+            raise BridgeError(f"the {argv[0]} guest exited with code {code}")
         if run == 0:
             continue  # warm-up: page cache, allocator, first-call binding
         host = sum(stats.seconds.values())
@@ -188,8 +207,9 @@ def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: b
             }
         )
     peak_rss = _peak_rss()  # Paris alone: before the long prefill's buffers and the peer's model
-    long = _long_prefill(model, long_prompt) if long_prompt else None
+    long = _long_prefill(model, ids, long_prompt) if long_prompt else None
     report: dict[str, Any] = {
+        "guest": argv[0],
         "model": str(path),
         "model_bytes": model.file_size,
         "target": target,
@@ -208,7 +228,7 @@ def paris(runs: int = 5, target: str = "wasm32", long_prompt: int = 512, peer: b
         },
         "peak_rss": peak_rss,
         "guest_memory": results[-1]["guest_memory"],
-        "peer": _llama_cpp(str(path), runs, long_prompt, results[-1]["decode_tokens"]) if peer else None,
+        "peer": _llama_cpp(str(path), ids, runs, long_prompt, results[-1]["decode_tokens"]) if peer else None,
     }
     return report
 
@@ -223,9 +243,48 @@ def _paris_sources() -> list[Any]:
     return sources
 
 
-def _long_prefill(model: Any, n_tokens: int) -> dict[str, Any]:
-    """tok/s of one n_tokens prefill through every layer, via the pure-host API, best of 3."""
-    ids = (model.tokenize(PARIS_PROMPT) * (n_tokens // 16 + 1))[:n_tokens]
+def _chat_sources() -> list[Any]:
+    from . import toolchain
+
+    folder = toolchain.GUEST_DIR.resolve().parent / "examples" / "chat"
+    sources = sorted(folder.glob("*.c"))
+    if not sources:
+        raise BridgeError(f"{folder}: the chat example is not there (bench runs from a source checkout)")
+    return sources
+
+
+def _chat_setup(target: str, model_path: str) -> tuple[Any, Any, Any, Any]:
+    """As _paris_setup, for the chat guest over the GGUF at model_path (offered as `model`)."""
+    from . import toolchain
+    from .realm.abi import ModelStore
+
+    store = ModelStore({"model": model_path}, progress=False)
+    module = load_module(toolchain.build_cached(_chat_sources(), target=target))  # type: ignore[arg-type]
+    return model_path, store, store.get("model"), module
+
+
+def _chat_prompt_ids(model: Any, question: str) -> list[int]:
+    """The prompt ids examples/chat makes of `question`: the model's chat template over one user message
+    (the question itself without one), tokenized, one BOS where the template and the tokenizer both add
+    one."""
+    from .realm.errors import ENOENT, RealmError
+
+    messages = json.dumps([{"role": "user", "content": question}]).encode()
+    try:
+        prompt = model.apply_chat_template(messages, add_generation_prompt=True).decode()
+    except RealmError as exc:
+        if exc.code != ENOENT:
+            raise
+        prompt = question
+    ids: list[int] = model.tokenize(prompt)
+    bos = model.config.bos_id
+    return ids[1:] if len(ids) >= 2 and ids[0] == ids[1] == bos else ids
+
+
+def _long_prefill(model: Any, prompt_ids: list[int], n_tokens: int) -> dict[str, Any]:
+    """tok/s of one n_tokens prefill (the prompt's ids repeated) through every layer, via the pure-host
+    API, best of 3."""
+    ids = (prompt_ids * (n_tokens // len(prompt_ids) + 1))[:n_tokens]
     best = 0.0
     for _ in range(3):
         ctx = model.new_context(n_tokens)
@@ -236,8 +295,10 @@ def _long_prefill(model: Any, n_tokens: int) -> dict[str, Any]:
     return {"tokens": n_tokens, "tok_s": best}
 
 
-def _llama_cpp(path: str, runs: int, long_prompt: int, decode_tokens: int) -> dict[str, Any] | None:
-    """The same GGUF and prompt through llama-cpp-python (dev-only peer), or None when not installed."""
+def _llama_cpp(
+    path: str, ids: list[int], runs: int, long_prompt: int, decode_tokens: int
+) -> dict[str, Any] | None:
+    """The same GGUF and prompt ids through llama-cpp-python (dev-only peer), or None when not installed."""
     try:
         import llama_cpp
     except ImportError:
@@ -247,7 +308,6 @@ def _llama_cpp(path: str, runs: int, long_prompt: int, decode_tokens: int) -> di
     n_ctx = max(512, long_prompt + 8)
     llm: Any = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
     n_vocab = llm.n_vocab()
-    ids = llm.tokenize(PARIS_PROMPT.encode(), add_bos=True, special=True)
     prefill, decode = [], []
     for run in range(runs + 1):
         llm.reset()
@@ -285,9 +345,10 @@ def format_paris(r: dict[str, Any]) -> str:
 
     k = r["kernels"]
     lines = [
-        f"bridge bench: the Paris guest ({r['target']}), {r['runs']} runs after a warm-up",
+        f"bridge bench: the {r['guest']} guest ({r['target']}, {Path(r['model']).name}), "
+        f"{r['runs']} runs after a warm-up",
         f"  kernels: {k['kernels']} ({k['cpu_path']}, {k['threads']} threads)   answer: {r['answer']!r}",
-        f"  prefill (Paris prompt): {rate(r['prefill_tok_s'])}",
+        f"  prefill (its prompt):   {rate(r['prefill_tok_s'])}",
         f"  decode:                 {rate(r['decode_tok_s'])}",
     ]
     if r["long_prefill"]:
@@ -304,7 +365,7 @@ def format_paris(r: dict[str, Any]) -> str:
     for name, us in sorted(r["us_per_call"].items(), key=lambda item: -item[1]):
         lines.append(f"    {name:<22} {us:>10.1f}  ({r['calls_per_run'][name]} calls per run)")
     lines.append(
-        f"  peak RSS running Paris {r['peak_rss'] / 2**20:.1f} MiB "
+        f"  peak RSS running the guest {r['peak_rss'] / 2**20:.1f} MiB "
         f"(model file {r['model_bytes'] / 2**20:.1f} MiB), "
         f"guest memory {r['guest_memory'] / 2**20:.2f} MiB"
     )

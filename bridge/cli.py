@@ -230,6 +230,11 @@ def _parser() -> argparse.ArgumentParser:
         help="paris: also time an N-token prefill (0: skip; default 512)",
     )
     bench.add_argument("--no-peer", action="store_true", help="paris: do not measure llama.cpp")
+    bench.add_argument(
+        "--model",
+        metavar="PATH",
+        help="paris: run examples/chat on this GGUF instead of the Paris guest on SmolLM2",
+    )
     bench.add_argument("--calls", type=int, default=20000, help="hostcall: calls per run (default: 20000)")
     bench.add_argument("--runs", type=int, default=5, help="runs per variant (default: 5)")
     bench.add_argument(
@@ -775,7 +780,11 @@ def _bench(args: argparse.Namespace) -> int:
     if args.long_prompt < 0:
         raise UsageError("--long-prompt must be 0 or more")
     report = bench.paris(
-        runs=args.runs, target=args.target, long_prompt=args.long_prompt, peer=not args.no_peer
+        runs=args.runs,
+        target=args.target,
+        long_prompt=args.long_prompt,
+        peer=not args.no_peer,
+        model_path=args.model,
     )
     print(json.dumps(report, indent=2) if args.json else bench.format_paris(report))
     return 0

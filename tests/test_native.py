@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Iterator
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -135,6 +136,21 @@ def test_bench_reports_figures() -> None:
     assert report["peer"] is None
 
 
+def test_bench_runs_the_chat_guest_on_any_model(tmp_path: Path) -> None:
+    import json
+
+    from .conftest import run_cli
+    from .golden import synthetic
+
+    path = synthetic.write(tmp_path / "gemma3.gguf", arch="gemma3")
+    ran = run_cli("bench", "--model", str(path), "--runs", "1", "--long-prompt", "16", "--no-peer", "--json")
+    assert ran.returncode == 0, ran.stderr
+    report = json.loads(ran.stdout)
+    assert report["guest"] == "chat" and report["model"] == str(path)
+    assert report["decode_tok_s"]["median"] > 0 and report["long_prefill"]["tokens"] == 16
+    assert report["calls_per_run"]["realm_chat_apply"] == 1
+
+
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -198,3 +214,32 @@ def test_steady_state_decode_allocates_nothing_new(smollm2: Model) -> None:
     assert native.scratch_grows() == grows  # and the kernels' own per-thread scratch too
     assert ctx.pool.stats["medium"].hits + ctx.pool.stats["small"].hits >= 20 * smollm2.config.n_layer
     assert retained <= 64, f"{retained} more bytes held after 20 more decode steps"
+
+
+@pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in NATIVE])
+def test_each_tokens_products_are_the_same_bits_in_any_batch(t: T, cpu_path: str) -> None:
+    """Batch invariance at the kernel: 7 tokens at once (tiles of 4 and 3 tokens, rows in pairs) give each
+    token the bits it gets alone (one token, rows one by one)."""
+    rng = np.random.default_rng(int(t))
+    block, size = gguf.GGML_QUANT_SIZES[t]
+    rows, cols = 9, 2 * max(block, 32) * 4
+    raw = rng.integers(0, 256, (rows, cols // block * size), dtype=np.uint8)  # (rows, row_bytes)
+    if t in HALVES:  # moderate finite scales
+        blocks = raw.reshape(rows * (cols // block), size)
+        for offset in HALVES[t]:
+            blocks[:, offset : offset + 2] = (
+                rng.uniform(-0.1, 0.1, len(blocks)).astype(np.float16).view(np.uint8).reshape(-1, 2)
+            )
+    else:  # F32, F16, BF16 (the top halves of float32s)
+        values = rng.uniform(-1, 1, (rows, cols)).astype(np.float32)  # (rows, cols)
+        stored = {
+            T.F32: values,
+            T.F16: values.astype(np.float16),
+            T.BF16: (values.view(np.uint32) >> 16).astype(np.uint16),
+        }
+        raw = stored[t].view(np.uint8)
+    x = rng.standard_normal((7, cols)).astype(np.float32)  # (7, cols)
+    together = native.matmul(x, raw, t, rows, cols)  # (7, rows)
+    alone = np.concatenate([native.matmul(x[i : i + 1], raw, t, rows, cols) for i in range(7)])  # (7, rows)
+    assert np.isfinite(together).all()
+    assert np.array_equal(together.view(np.uint32), alone.view(np.uint32))

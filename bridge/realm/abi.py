@@ -47,7 +47,7 @@ from .pool import TierStats
 from .store import DEFAULT_MODEL, ModelStore, packaged_model_path
 
 ABI_VERSION = 1
-ABI_MINOR_VERSION = 1  # 1: realm_chat_apply
+ABI_MINOR_VERSION = 2  # 1: realm_chat_apply; 2: realm_model_name
 ERROR_CODES = {"REALM_EINVAL": EINVAL, "REALM_EBADF": EBADF, "REALM_ENOENT": ENOENT, "REALM_ENOMEM": ENOMEM}
 MODEL_INFO_FIELDS = (
     "n_vocab", "n_embd", "n_layer", "n_head", "n_head_kv", "n_ff", "n_ctx_train", "bos_id", "eos_id",
@@ -278,6 +278,16 @@ def realm_functions(
             return ENOENT
         state.open_models += 1
         return ctx.handles.add(model)
+
+    def realm_model_name(
+        ctx: Context, index: u32, out: Annotated[Bytes, Out("out_cap", ctype="char")], out_cap: usize
+    ) -> i32:
+        """The name of the index-th model the host offers (`--model` order) -> bytes (no NUL); REALM_ENOENT
+        past the last. For a guest that runs whichever model it is given. (ABI 1.2)"""
+        names = models.names()
+        if index >= len(names):
+            return ENOENT
+        return _put(out, np.frombuffer(names[index].encode(), np.uint8))
 
     def realm_model_info_get(
         ctx: Context,
@@ -516,6 +526,7 @@ def realm_functions(
 
     for fn in (
         realm_model_open,
+        realm_model_name,
         realm_model_info_get,
         realm_model_close,
         realm_model_meta,

@@ -38,7 +38,7 @@ def render() -> str:
 #include <stdint.h>
 
 #define REALM_ABI_VERSION {ABI_VERSION}
-#define REALM_ABI_MINOR_VERSION {ABI_MINOR_VERSION} /* 1: realm_chat_apply */
+#define REALM_ABI_MINOR_VERSION {ABI_MINOR_VERSION} /* 1: realm_chat_apply; 2: realm_model_name */
 {errors}
 
 /* All u32, in this order; later versions may append fields. */

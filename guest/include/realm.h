@@ -1,4 +1,4 @@
-/* realm.h: the realm ABI, version 1.1, for wasm guests that run LLMs on the host.
+/* realm.h: the realm ABI, version 1.2, for wasm guests that run LLMs on the host.
  *
  * GENERATED from bridge/realm/abi.py by `python -m bridge.realm.header`; do not edit.
  *
@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define REALM_ABI_VERSION 1
-#define REALM_ABI_MINOR_VERSION 1 /* 1: realm_chat_apply */
+#define REALM_ABI_MINOR_VERSION 2 /* 1: realm_chat_apply; 2: realm_model_name */
 #define REALM_EINVAL (-1)
 #define REALM_EBADF (-2)
 #define REALM_ENOENT (-3)
@@ -37,6 +37,8 @@ typedef struct {
 
 /* Opens a model the host offers -> model handle (REALM_ENOMEM with 256 handles open). */
 REALM_IMPORT(realm_model_open) int32_t realm_model_open(const char *name, size_t name_len);
+/* The name of the index-th model the host offers (`--model` order) -> bytes (no NUL); REALM_ENOENT */
+REALM_IMPORT(realm_model_name) int32_t realm_model_name(uint32_t index, char *out, size_t out_cap);
 /* Fills a realm_model_info -> sizeof(realm_model_info). */
 REALM_IMPORT(realm_model_info_get) int32_t realm_model_info_get(int32_t model, realm_model_info *out, size_t out_size);
 /* Closes a model handle (contexts made from it stay usable). */

@@ -83,6 +83,20 @@ int main(int argc, char **argv) {
     uint32_t bad_id = info.n_vocab;
     CHECK(realm_detokenize(m, &bad_id, 1, buf, sizeof buf) == REALM_EINVAL, "detokenize bad id");
 
+    /* the models offered (ABI 1.2): smollm2 among them, needed-size rule, ENOENT past the last */
+    int32_t found = 0;
+    uint32_t index = 0;
+    for (;; index++) {
+        int32_t got_name = realm_model_name(index, buf, sizeof buf);
+        if (got_name == REALM_ENOENT) break;
+        CHECK(got_name > 0 && got_name <= (int32_t)sizeof buf, "model name");
+        if (got_name == 7 && memcmp(buf, "smollm2", 7) == 0) found = 1;
+    }
+    CHECK(REALM_ABI_MINOR_VERSION >= 2 && found && index >= 1, "model names");
+    memset(buf, 0, sizeof buf);
+    CHECK(realm_model_name(0, buf, 1) > 1 && buf[0] == 0, "model name short capacity");
+    CHECK(realm_model_name(0xFFFFFFFFu, buf, sizeof buf) == REALM_ENOENT, "model name past the last");
+
     /* chat formatting (ABI 1.1): the model's own template, needed-size rule, bad JSON */
     const char *messages = "[{\"role\": \"user\", \"content\": \"Hi\"}]";
     int32_t need = realm_chat_apply(m, messages, strlen(messages), 1, buf, 0);

@@ -63,210 +63,238 @@ static inline __attribute__((always_inline)) float half(const uint8_t *p) {
 }
 #endif
 
-static int64_t block_elements(int type) {
-    switch (type) {
-        case T_F32: case T_F16: case T_BF16: return 1;
-        case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: return 32;
-        case T_Q2_K: case T_Q3_K: case T_Q4_K: case T_Q5_K: case T_Q6_K: return 256;
-        default: return 0;
-    }
-}
-
-static int64_t block_bytes(int type) {
-    switch (type) {
-        case T_F32: return 4;
-        case T_F16: case T_BF16: return 2;
-        case T_Q4_0: return 18;
-        case T_Q4_1: return 20;
-        case T_Q5_0: return 22;
-        case T_Q5_1: return 24;
-        case T_Q8_0: return 34;
-        case T_Q2_K: return 84;
-        case T_Q3_K: return 110;
-        case T_Q4_K: return 144;
-        case T_Q5_K: return 176;
-        case T_Q6_K: return 210;
-        default: return 0;
-    }
-}
-
-int bridge_supports(int type) { return block_elements(type) != 0; }
-
 static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, float *y, int n_threads);
 
-int64_t bridge_row_bytes(int type, int64_t cols) {
-    int64_t be = block_elements(type);
-    return be ? cols / be * block_bytes(type) : 0;
+/* Q4_K's and Q5_K's sub-block j (of 8): its 6-bit scale and min from the 12 bytes at sc. */
+static inline __attribute__((always_inline)) void k4_scale(const uint8_t *sc, int j, int *scale, int *min) {
+    if (j < 4) {
+        *scale = sc[j] & 63;
+        *min = sc[j + 4] & 63;
+    } else {
+        *scale = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
+        *min = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+    }
 }
 
-/* Q4_K's and Q5_K's sub-blocks s and s + 1 (of 8): their 6-bit scales and mins, packed in 12 bytes at sc,
- * times the block's d and dmin -> dd[2], mm[2]. */
+/* Q4_K's and Q5_K's sub-blocks s and s + 1: their scales and mins times the block's d and dmin -> dd[2], mm[2]. */
 static inline __attribute__((always_inline)) void k4_scales(const uint8_t *sc, int s, float d, float dmin, float *dd,
                                                              float *mm) {
     for (int k = 0; k < 2; k++) {
-        const int j = s + k;
         int scale, min;
-        if (j < 4) {
-            scale = sc[j] & 63;
-            min = sc[j + 4] & 63;
-        } else {
-            scale = (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
-            min = (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
-        }
+        k4_scale(sc, s + k, &scale, &min);
         dd[k] = d * (float)scale;
         mm[k] = dmin * (float)min;
     }
 }
 
-/* One row of `cols` elements -> out (cols floats). */
-/* Inlined into each cloned row kernel below, so every SIMD level gets its own vectorised copy. */
-static inline __attribute__((always_inline)) void dequantize_row(int type, const uint8_t *row, int64_t cols,
-                                                                 float *out) {
-    switch (type) {
-    case T_F32:
-        memcpy(out, row, (size_t)cols * sizeof(float));
-        return;
-    case T_F16:
-        for (int64_t i = 0; i < cols; i++) out[i] = half(row + 2 * i);
-        return;
-    case T_BF16: /* the top half of a float32 */
-        for (int64_t i = 0; i < cols; i++) {
-            const uint32_t bits = (uint32_t)(row[2 * i] | (row[2 * i + 1] << 8)) << 16;
-            memcpy(out + i, &bits, sizeof bits);
-        }
-        return;
-    case T_Q5_0:
-    case T_Q5_1: /* d (f16) [| m (f16)] | qh (u32: the fifth bit of value j is bit j) | qs[16] (nibbles) */
-        for (int64_t b = 0; b < cols / 32; b++, out += 32) {
-            const int has_min = type == T_Q5_1;
-            const float d = half(row), m = has_min ? half(row + 2) : 0.0f;
-            const uint8_t *qh = row + (has_min ? 4 : 2), *q = qh + 4;
-            const uint32_t high = (uint32_t)(qh[0] | (qh[1] << 8) | (qh[2] << 16)) | ((uint32_t)qh[3] << 24);
-            for (int j = 0; j < 16; j++) {
-                const int lo = (q[j] & 0xF) | (int)(((high >> j) & 1) << 4);
-                const int hi = (q[j] >> 4) | (int)(((high >> (j + 16)) & 1) << 4);
-                if (has_min) {
-                    out[j] = d * (float)lo + m;
-                    out[j + 16] = d * (float)hi + m;
-                } else {
-                    out[j] = d * (float)(lo - 16);
-                    out[j + 16] = d * (float)(hi - 16);
-                }
-            }
-            row += has_min ? 24 : 22;
-        }
-        return;
-    case T_Q8_0:
-        for (int64_t b = 0; b < cols / 32; b++, row += 34, out += 32) {
-            const float d = half(row);
-            const int8_t *q = (const int8_t *)(row + 2);
-            for (int j = 0; j < 32; j++) out[j] = d * (float)q[j];
-        }
-        return;
-    case T_Q4_0:
-        for (int64_t b = 0; b < cols / 32; b++, row += 18, out += 32) {
-            const float d = half(row);
-            const uint8_t *q = row + 2;
-            for (int j = 0; j < 16; j++) {
-                out[j] = d * (float)((q[j] & 0xF) - 8);
-                out[j + 16] = d * (float)((q[j] >> 4) - 8);
-            }
-        }
-        return;
-    case T_Q4_1:
-        for (int64_t b = 0; b < cols / 32; b++, row += 20, out += 32) {
-            const float d = half(row), m = half(row + 2);
-            const uint8_t *q = row + 4;
-            for (int j = 0; j < 16; j++) {
-                out[j] = d * (float)(q[j] & 0xF) + m;
-                out[j + 16] = d * (float)(q[j] >> 4) + m;
-            }
-        }
-        return;
-    case T_Q2_K: /* scales[16] (scale | min << 4) | qs[64] | d | dmin: each 128-value half takes bits 2j, 2j+1
-                  * (j = 0..3) of qs[0:16] and then qs[16:32] of its 32 bytes, 16 values per scale */
-        for (int64_t b = 0; b < cols / 256; b++, row += 84) {
-            const uint8_t *sc = row, *q = row + 16;
-            const float d = half(row + 80), dmin = half(row + 82);
-            for (int h = 0; h < 2; h++, q += 32)
-                for (int shift = 0; shift < 8; shift += 2)
-                    for (int part = 0; part < 2; part++, sc++, out += 16) {
-                        const float dl = d * (float)(*sc & 0xF), ml = dmin * (float)(*sc >> 4);
-                        for (int l = 0; l < 16; l++) out[l] = dl * (float)((q[l + 16 * part] >> shift) & 3) - ml;
-                    }
-        }
-        return;
-    case T_Q3_K: /* hmask[32] | qs[64] as in Q2_K | 16 six-bit scales packed in 12 bytes, biased by 32 | d;
-                  * value = low two bits - 4 unless bit g of hmask[l] is set, g the 16-value group's pair */
-        for (int64_t b = 0; b < cols / 256; b++, row += 110) {
-            const uint8_t *hm = row, *q = row + 32, *p = row + 96;
-            const float d = half(row + 108);
-            int scales[16];
-            for (int j = 0; j < 16; j++) {
-                const int low = j < 8 ? p[j] & 0xF : p[j - 8] >> 4, high = (p[8 + j % 4] >> (2 * (j / 4))) & 3;
-                scales[j] = (low | (high << 4)) - 32;
-            }
-            for (int h = 0, is = 0; h < 2; h++, q += 32)
-                for (int shift = 0, g = 4 * h; shift < 8; shift += 2, g++)
-                    for (int part = 0; part < 2; part++, out += 16) {
-                        const float dl = d * (float)scales[is++];
-                        for (int l = 0; l < 16; l++) {
-                            const int at = l + 16 * part;
-                            const int v = ((q[at] >> shift) & 3) - (((hm[at] >> g) & 1) ? 0 : 4);
-                            out[l] = dl * (float)v;
-                        }
-                    }
-        }
-        return;
-    case T_Q4_K:
-        for (int64_t b = 0; b < cols / 256; b++, row += 144) {
-            const float d = half(row), dmin = half(row + 2);
-            const uint8_t *q = row + 16;
-            for (int s = 0; s < 8; s += 2, q += 32) {
-                float dd[2], mm[2];
-                k4_scales(row + 4, s, d, dmin, dd, mm);
-                for (int l = 0; l < 32; l++) out[l] = dd[0] * (float)(q[l] & 0xF) - mm[0];
-                for (int l = 0; l < 32; l++) out[l + 32] = dd[1] * (float)(q[l] >> 4) - mm[1];
-                out += 64;
-            }
-        }
-        return;
-    case T_Q5_K: /* Q4_K's with qh[32] before the nibbles: bit k of qh[l] is the fifth bit of value l of sub-block k */
-        for (int64_t b = 0; b < cols / 256; b++, row += 176) {
-            const float d = half(row), dmin = half(row + 2);
-            const uint8_t *qh = row + 16, *q = row + 48;
-            for (int s = 0; s < 8; s += 2, q += 32) {
-                float dd[2], mm[2];
-                k4_scales(row + 4, s, d, dmin, dd, mm);
-                for (int l = 0; l < 32; l++) out[l] = dd[0] * (float)((q[l] & 0xF) | (((qh[l] >> s) & 1) << 4)) - mm[0];
-                for (int l = 0; l < 32; l++)
-                    out[l + 32] = dd[1] * (float)((q[l] >> 4) | (((qh[l] >> (s + 1)) & 1) << 4)) - mm[1];
-                out += 64;
-            }
-        }
-        return;
-    case T_Q6_K:
-        for (int64_t b = 0; b < cols / 256; b++, row += 210) {
-            const uint8_t *ql = row, *qh = row + 128;
-            const int8_t *sc = (const int8_t *)(row + 192);
-            const float d = half(row + 208);
-            /* two halves of 128: 6-bit values from 4 low bits in ql and 2 high bits in qh */
-            for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, out += 128) {
-                for (int l = 0; l < 32; l++) {
-                    int is = l / 16;
-                    int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                    int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                    int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                    int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                    out[l] = d * (float)sc[is] * (float)q1;
-                    out[l + 32] = d * (float)sc[is + 2] * (float)q2;
-                    out[l + 64] = d * (float)sc[is + 4] * (float)q3;
-                    out[l + 96] = d * (float)sc[is + 6] * (float)q4;
-                }
-            }
-        }
-        return;
+/* Each type's rows -> floats: one row of `cols` elements -> out (cols floats). Compiled for each SIMD level
+ * (ROW_CLONES), so the compiler vectorises each for the CPU it runs on. */
+ROW_CLONES static void dequantize_f32(const uint8_t *row, int64_t cols, float *out) {
+    memcpy(out, row, (size_t)cols * sizeof(float));
+}
+
+ROW_CLONES static void dequantize_f16(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t i = 0; i < cols; i++) out[i] = half(row + 2 * i);
+}
+
+/* the top half of a float32 */
+ROW_CLONES static void dequantize_bf16(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t i = 0; i < cols; i++) {
+        const uint32_t bits = (uint32_t)(row[2 * i] | (row[2 * i + 1] << 8)) << 16;
+        memcpy(out + i, &bits, sizeof bits);
     }
+}
+
+/* d (f16) [| m (f16)] | qh (u32: the fifth bit of value j is bit j) | qs[16] (nibbles) */
+static inline __attribute__((always_inline)) void dequantize_q5(const uint8_t *row, int64_t cols, float *out,
+                                                                const int has_min) {
+    for (int64_t b = 0; b < cols / 32; b++, out += 32) {
+        const float d = half(row), m = has_min ? half(row + 2) : 0.0f;
+        const uint8_t *qh = row + (has_min ? 4 : 2), *q = qh + 4;
+        const uint32_t high = (uint32_t)(qh[0] | (qh[1] << 8) | (qh[2] << 16)) | ((uint32_t)qh[3] << 24);
+        for (int j = 0; j < 16; j++) {
+            const int lo = (q[j] & 0xF) | (int)(((high >> j) & 1) << 4);
+            const int hi = (q[j] >> 4) | (int)(((high >> (j + 16)) & 1) << 4);
+            if (has_min) {
+                out[j] = d * (float)lo + m;
+                out[j + 16] = d * (float)hi + m;
+            } else {
+                out[j] = d * (float)(lo - 16);
+                out[j + 16] = d * (float)(hi - 16);
+            }
+        }
+        row += has_min ? 24 : 22;
+    }
+}
+
+ROW_CLONES static void dequantize_q5_0(const uint8_t *row, int64_t cols, float *out) {
+    dequantize_q5(row, cols, out, 0);
+}
+
+ROW_CLONES static void dequantize_q5_1(const uint8_t *row, int64_t cols, float *out) {
+    dequantize_q5(row, cols, out, 1);
+}
+
+ROW_CLONES static void dequantize_q8_0(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t b = 0; b < cols / 32; b++, row += 34, out += 32) {
+        const float d = half(row);
+        const int8_t *q = (const int8_t *)(row + 2);
+        for (int j = 0; j < 32; j++) out[j] = d * (float)q[j];
+    }
+}
+
+ROW_CLONES static void dequantize_q4_0(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t b = 0; b < cols / 32; b++, row += 18, out += 32) {
+        const float d = half(row);
+        const uint8_t *q = row + 2;
+        for (int j = 0; j < 16; j++) {
+            out[j] = d * (float)((q[j] & 0xF) - 8);
+            out[j + 16] = d * (float)((q[j] >> 4) - 8);
+        }
+    }
+}
+
+ROW_CLONES static void dequantize_q4_1(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t b = 0; b < cols / 32; b++, row += 20, out += 32) {
+        const float d = half(row), m = half(row + 2);
+        const uint8_t *q = row + 4;
+        for (int j = 0; j < 16; j++) {
+            out[j] = d * (float)(q[j] & 0xF) + m;
+            out[j + 16] = d * (float)(q[j] >> 4) + m;
+        }
+    }
+}
+
+/* scales[16] (scale | min << 4) | qs[64] | d | dmin: each 128-value half takes bits 2j, 2j+1
+ * (j = 0..3) of qs[0:16] and then qs[16:32] of its 32 bytes, 16 values per scale */
+ROW_CLONES static void dequantize_q2_k(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t b = 0; b < cols / 256; b++, row += 84) {
+        const uint8_t *sc = row, *q = row + 16;
+        const float d = half(row + 80), dmin = half(row + 82);
+        for (int h = 0; h < 2; h++, q += 32)
+            for (int shift = 0; shift < 8; shift += 2)
+                for (int part = 0; part < 2; part++, sc++, out += 16) {
+                    const float dl = d * (float)(*sc & 0xF), ml = dmin * (float)(*sc >> 4);
+                    for (int l = 0; l < 16; l++) out[l] = dl * (float)((q[l + 16 * part] >> shift) & 3) - ml;
+                }
+    }
+}
+
+/* hmask[32] | qs[64] as in Q2_K | 16 six-bit scales packed in 12 bytes, biased by 32 | d;
+ * value = low two bits - 4 unless bit g of hmask[l] is set, g the 16-value group's pair */
+ROW_CLONES static void dequantize_q3_k(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t b = 0; b < cols / 256; b++, row += 110) {
+        const uint8_t *hm = row, *q = row + 32, *p = row + 96;
+        const float d = half(row + 108);
+        int scales[16];
+        for (int j = 0; j < 16; j++) {
+            const int low = j < 8 ? p[j] & 0xF : p[j - 8] >> 4, high = (p[8 + j % 4] >> (2 * (j / 4))) & 3;
+            scales[j] = (low | (high << 4)) - 32;
+        }
+        for (int h = 0, is = 0; h < 2; h++, q += 32)
+            for (int shift = 0, g = 4 * h; shift < 8; shift += 2, g++)
+                for (int part = 0; part < 2; part++, out += 16) {
+                    const float dl = d * (float)scales[is++];
+                    for (int l = 0; l < 16; l++) {
+                        const int at = l + 16 * part;
+                        const int v = ((q[at] >> shift) & 3) - (((hm[at] >> g) & 1) ? 0 : 4);
+                        out[l] = dl * (float)v;
+                    }
+                }
+    }
+}
+
+ROW_CLONES static void dequantize_q4_k(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t b = 0; b < cols / 256; b++, row += 144) {
+        const float d = half(row), dmin = half(row + 2);
+        const uint8_t *q = row + 16;
+        for (int s = 0; s < 8; s += 2, q += 32) {
+            float dd[2], mm[2];
+            k4_scales(row + 4, s, d, dmin, dd, mm);
+            for (int l = 0; l < 32; l++) out[l] = dd[0] * (float)(q[l] & 0xF) - mm[0];
+            for (int l = 0; l < 32; l++) out[l + 32] = dd[1] * (float)(q[l] >> 4) - mm[1];
+            out += 64;
+        }
+    }
+}
+
+/* Q4_K's with qh[32] before the nibbles: bit k of qh[l] is the fifth bit of value l of sub-block k */
+ROW_CLONES static void dequantize_q5_k(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t b = 0; b < cols / 256; b++, row += 176) {
+        const float d = half(row), dmin = half(row + 2);
+        const uint8_t *qh = row + 16, *q = row + 48;
+        for (int s = 0; s < 8; s += 2, q += 32) {
+            float dd[2], mm[2];
+            k4_scales(row + 4, s, d, dmin, dd, mm);
+            for (int l = 0; l < 32; l++) out[l] = dd[0] * (float)((q[l] & 0xF) | (((qh[l] >> s) & 1) << 4)) - mm[0];
+            for (int l = 0; l < 32; l++)
+                out[l + 32] = dd[1] * (float)((q[l] >> 4) | (((qh[l] >> (s + 1)) & 1) << 4)) - mm[1];
+            out += 64;
+        }
+    }
+}
+
+ROW_CLONES static void dequantize_q6_k(const uint8_t *row, int64_t cols, float *out) {
+    for (int64_t b = 0; b < cols / 256; b++, row += 210) {
+        const uint8_t *ql = row, *qh = row + 128;
+        const int8_t *sc = (const int8_t *)(row + 192);
+        const float d = half(row + 208);
+        /* two halves of 128: 6-bit values from 4 low bits in ql and 2 high bits in qh */
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, out += 128) {
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                out[l] = d * (float)sc[is] * (float)q1;
+                out[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                out[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                out[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+        }
+    }
+}
+
+/* The types, one row each (ggml-cpu's type traits): a block's elements and bytes, the portable dequantize,
+ * and how the AVX-512 tiles (chunk_avx512) read its blocks, 32 values at a time:
+ * - min_term: a chunk's values are d*q + m, so a dot adds m times the chunk's sum of x (xsum);
+ * - split_scale: the two 16-value halves of a chunk have scales of their own (Q6_K);
+ * - avx512: chunk_avx512 unpacks it (others dequantize a row, then dot). */
+typedef void (*dequantize_fn)(const uint8_t *row, int64_t cols, float *out);
+typedef struct {
+    int64_t block_elements, block_bytes;
+    dequantize_fn dequantize;
+    int min_term, split_scale, avx512;
+} type_traits;
+
+static const type_traits TRAITS[] = {
+    [T_F32] = {1, 4, dequantize_f32, 0, 0, 0},
+    [T_F16] = {1, 2, dequantize_f16, 0, 0, 0},
+    [T_BF16] = {1, 2, dequantize_bf16, 0, 0, 0},
+    [T_Q4_0] = {32, 18, dequantize_q4_0, 0, 0, 1},
+    [T_Q4_1] = {32, 20, dequantize_q4_1, 1, 0, 1},
+    [T_Q5_0] = {32, 22, dequantize_q5_0, 0, 0, 1},
+    [T_Q5_1] = {32, 24, dequantize_q5_1, 1, 0, 1},
+    [T_Q8_0] = {32, 34, dequantize_q8_0, 0, 0, 1},
+    [T_Q2_K] = {256, 84, dequantize_q2_k, 0, 0, 0},
+    [T_Q3_K] = {256, 110, dequantize_q3_k, 0, 0, 0},
+    [T_Q4_K] = {256, 144, dequantize_q4_k, 1, 0, 1},
+    [T_Q5_K] = {256, 176, dequantize_q5_k, 1, 0, 1},
+    [T_Q6_K] = {256, 210, dequantize_q6_k, 0, 1, 1},
+};
+
+/* The type's row of TRAITS, or NULL for a type the kernels do not know. */
+static const type_traits *traits(int type) {
+    if (type < 0 || type >= (int)(sizeof TRAITS / sizeof *TRAITS) || !TRAITS[type].dequantize) return NULL;
+    return &TRAITS[type];
+}
+
+int bridge_supports(int type) { return traits(type) != NULL; }
+
+int64_t bridge_row_bytes(int type, int64_t cols) {
+    const type_traits *t = traits(type);
+    return t ? cols / t->block_elements * t->block_bytes : 0;
 }
 
 /* dot(row, x) for Q4_0 and Q4_1, without expanding the row: each block's integers meet
@@ -308,38 +336,119 @@ static int is_block32(int type) { return type == T_Q4_0 || type == T_Q4_1; }
 #include <immintrin.h>
 #define HAVE_AVX512_DOTS 1
 
-/* Block b's 32 weights of one row as integers in float (Q4_0's q - 8, Q4_1's and Q8_0's q) and its scale d;
- * Q4_1's min m (0 for the others). */
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,f16c,fma")))
-AVX512 static inline __attribute__((always_inline)) void block_avx512(int type, const uint8_t *block, __m512 *lo,
-                                                                       __m512 *hi, __m512 *d, float *m) {
-    *d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)block));
-    *m = 0.0f;
-    if (type == T_Q8_0) {
-        *lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 2))));
-        *hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 18))));
-        return;
-    }
-    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(block + (type == T_Q4_1 ? 4 : 2))));
-    *lo = _mm512_cvtepi32_ps(_mm512_and_si512(q, _mm512_set1_epi32(0xF)));
-    *hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4));
-    if (type == T_Q4_0) {
-        *lo = _mm512_sub_ps(*lo, _mm512_set1_ps(8.0f));
-        *hi = _mm512_sub_ps(*hi, _mm512_set1_ps(8.0f));
-    } else if (type == T_Q4_1) {
-        *m = _cvtsh_ss(*(const uint16_t *)(block + 2));
-    }
+
+/* 16 bytes -> 16 lanes of int32 */
+AVX512 static inline __attribute__((always_inline)) __m512i bytes16(const uint8_t *p) {
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
 }
 
-/* R rows (1 or 2, `stride` bytes apart) against k tokens (k <= 4, x rows x_stride apart, xsum their block
- * sums): out[r * 4 + j]. Each block is unpacked once for the k tokens, and each token's x loaded once for
- * the R rows. Per (row, token) and block: the integers meet x (a product and an FMA), the block scale
- * comes in with one more FMA, and Q4_1's min meets the block sum of x; then one reduction. So a dot's bits
- * are the same whatever R, k and its place in the tile. */
-AVX512 static inline __attribute__((always_inline)) void tile_avx512(int type, const uint8_t *row, int64_t stride,
-                                                                      int R, int64_t cols, const float *x,
-                                                                      int64_t x_stride, const float *xsum, int k,
-                                                                      float *out) {
+/* Chunk b (values 32b .. 32b+31) of a row: its values as integers in float, lo (the first 16) and hi
+ * (the last 16), their scales dlo and dhi (equal unless TRAITS' split_scale), and its min m (the dot adds
+ * m times the chunk's sum of x; 0 unless min_term). The chunk's value i is dlo*lo[i] (i < 16), dhi*hi[i-16],
+ * plus m: the values of the type's dequantize, up to float rounding. */
+AVX512 static inline __attribute__((always_inline)) void chunk_avx512(const int type, const uint8_t *row, int64_t b,
+                                                                       __m512 *lo, __m512 *hi, float *dlo,
+                                                                       float *dhi, float *m) {
+    const __m512i nibble = _mm512_set1_epi32(0xF);
+    __m512i l, h;
+    *m = 0.0f;
+    switch (type) {
+    case T_Q8_0: {
+        const uint8_t *block = row + b * 34;
+        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block);
+        l = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 2)));
+        h = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 18)));
+        break;
+    }
+    case T_Q4_0:
+    case T_Q4_1: {
+        const uint8_t *block = row + b * (type == T_Q4_1 ? 20 : 18);
+        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block);
+        const __m512i q = bytes16(block + (type == T_Q4_1 ? 4 : 2));
+        l = _mm512_and_si512(q, nibble);
+        h = _mm512_srli_epi32(q, 4);
+        if (type == T_Q4_0) {
+            l = _mm512_sub_epi32(l, _mm512_set1_epi32(8));
+            h = _mm512_sub_epi32(h, _mm512_set1_epi32(8));
+        } else {
+            *m = _cvtsh_ss(*(const uint16_t *)(block + 2));
+        }
+        break;
+    }
+    case T_Q5_0:
+    case T_Q5_1: {
+        const int has_min = type == T_Q5_1;
+        const uint8_t *block = row + b * (has_min ? 24 : 22), *qh = block + (has_min ? 4 : 2);
+        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block);
+        uint32_t high;
+        memcpy(&high, qh, sizeof high);
+        const __m512i q = bytes16(qh + 4), five = _mm512_set1_epi32(16);
+        l = _mm512_mask_or_epi32(_mm512_and_si512(q, nibble), (__mmask16)(high & 0xFFFF), _mm512_and_si512(q, nibble), five);
+        h = _mm512_mask_or_epi32(_mm512_srli_epi32(q, 4), (__mmask16)(high >> 16), _mm512_srli_epi32(q, 4), five);
+        if (has_min) {
+            *m = _cvtsh_ss(*(const uint16_t *)(block + 2));
+        } else {
+            l = _mm512_sub_epi32(l, five);
+            h = _mm512_sub_epi32(h, five);
+        }
+        break;
+    }
+    case T_Q4_K:
+    case T_Q5_K: {
+        const int five_bits = type == T_Q5_K;
+        const uint8_t *block = row + (b / 8) * (five_bits ? 176 : 144);
+        const int j = (int)(b % 8);
+        int scale, min;
+        k4_scale(block + 4, j, &scale, &min);
+        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block) * (float)scale;
+        *m = -(_cvtsh_ss(*(const uint16_t *)(block + 2)) * (float)min);
+        const uint8_t *q = block + (five_bits ? 48 : 16) + (j / 2) * 32;
+        const __m512i q0 = bytes16(q), q1 = bytes16(q + 16);
+        l = j % 2 ? _mm512_srli_epi32(q0, 4) : _mm512_and_si512(q0, nibble);
+        h = j % 2 ? _mm512_srli_epi32(q1, 4) : _mm512_and_si512(q1, nibble);
+        if (five_bits) { /* bit j of qh[i] is value i's fifth bit */
+            const __m128i shift = _mm_cvtsi32_si128(j);
+            const __m512i one = _mm512_set1_epi32(1);
+            l = _mm512_or_si512(l, _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(bytes16(block + 16), shift), one), 4));
+            h = _mm512_or_si512(h, _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(bytes16(block + 32), shift), one), 4));
+        }
+        break;
+    }
+    default: { /* T_Q6_K: chunk k of a 128-value half takes nibble k / 2 of ql[l + 32 * (k % 2)] and bits 2k,
+                * 2k+1 of qh[l]; its two halves have the scales sc[2k] and sc[2k + 1] */
+        const uint8_t *block = row + (b / 8) * 210;
+        const int half_index = (int)(b % 8) / 4, k = (int)(b % 8) % 4;
+        const uint8_t *ql = block + 64 * half_index + 32 * (k % 2), *qh = block + 128 + 32 * half_index;
+        const int8_t *sc = (const int8_t *)(block + 192) + 8 * half_index;
+        const float d = _cvtsh_ss(*(const uint16_t *)(block + 208));
+        *dlo = d * (float)sc[2 * k];
+        *dhi = d * (float)sc[2 * k + 1];
+        const __m128i low_shift = _mm_cvtsi32_si128(4 * (k / 2)), high_shift = _mm_cvtsi32_si128(2 * k);
+        const __m512i three = _mm512_set1_epi32(3), bias = _mm512_set1_epi32(32);
+        l = _mm512_and_si512(_mm512_srl_epi32(bytes16(ql), low_shift), nibble);
+        h = _mm512_and_si512(_mm512_srl_epi32(bytes16(ql + 16), low_shift), nibble);
+        l = _mm512_or_si512(l, _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(bytes16(qh), high_shift), three), 4));
+        h = _mm512_or_si512(h, _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(bytes16(qh + 16), high_shift), three), 4));
+        l = _mm512_sub_epi32(l, bias);
+        h = _mm512_sub_epi32(h, bias);
+        break;
+    }
+    }
+    *lo = _mm512_cvtepi32_ps(l);
+    *hi = _mm512_cvtepi32_ps(h);
+}
+
+/* R rows (1 or 2, `stride` bytes apart) against k tokens (k <= 4, x rows x_stride apart, xsum their chunk
+ * sums): out[r * 4 + j]. Each chunk is unpacked once for the k tokens, and each token's x loaded once for
+ * the R rows. Per (row, token) and chunk: the integers meet x (a product and an FMA), the scale comes in
+ * with one more FMA (each half's with its own, for split scales), and a min meets the chunk's sum of x;
+ * then one reduction. So a dot's bits are the same whatever R, k and its place in the tile. */
+AVX512 static inline __attribute__((always_inline)) void tile_avx512(const int type, const uint8_t *row,
+                                                                      int64_t stride, int R, int64_t cols,
+                                                                      const float *x, int64_t x_stride,
+                                                                      const float *xsum, int k, float *out) {
+    const int split = TRAITS[type].split_scale, min_term = TRAITS[type].min_term;
     __m512 acc[2][4];
     float mins[2][4];
     for (int r = 0; r < R; r++)
@@ -347,18 +456,24 @@ AVX512 static inline __attribute__((always_inline)) void tile_avx512(int type, c
             acc[r][j] = _mm512_setzero_ps();
             mins[r][j] = 0.0f;
         }
-    const int64_t blocks = cols / 32, size = block_bytes(type);
-    for (int64_t b = 0; b < blocks; b++) {
-        __m512 lo[2], hi[2], d[2];
-        float m[2];
-        for (int r = 0; r < R; r++) block_avx512(type, row + r * stride + b * size, &lo[r], &hi[r], &d[r], &m[r]);
+    const int64_t chunks = cols / 32;
+    for (int64_t b = 0; b < chunks; b++) {
+        __m512 lo[2], hi[2];
+        float dlo[2], dhi[2], m[2];
+        for (int r = 0; r < R; r++) chunk_avx512(type, row + r * stride, b, &lo[r], &hi[r], &dlo[r], &dhi[r], &m[r]);
         for (int j = 0; j < k; j++) {
             const __m512 x0 = _mm512_loadu_ps(x + j * x_stride + b * 32);
             const __m512 x1 = _mm512_loadu_ps(x + j * x_stride + b * 32 + 16);
             for (int r = 0; r < R; r++) {
-                const __m512 t = _mm512_fmadd_ps(hi[r], x1, _mm512_mul_ps(lo[r], x0));
-                acc[r][j] = _mm512_fmadd_ps(t, d[r], acc[r][j]);
-                if (type == T_Q4_1) mins[r][j] += m[r] * xsum[j * (cols / 32) + b];
+                if (split) {
+                    acc[r][j] = _mm512_fmadd_ps(_mm512_mul_ps(lo[r], x0), _mm512_set1_ps(dlo[r]), acc[r][j]);
+                    acc[r][j] = _mm512_fmadd_ps(_mm512_mul_ps(hi[r], x1), _mm512_set1_ps(dhi[r]), acc[r][j]);
+                } else {
+                    const __m512 t = _mm512_fmadd_ps(hi[r], x1, _mm512_mul_ps(lo[r], x0));
+                    acc[r][j] = _mm512_fmadd_ps(t, _mm512_set1_ps(dlo[r]), acc[r][j]);
+                }
+                /* fused explicitly: left to the compiler, some unrolled copies contract and others not */
+                if (min_term) mins[r][j] = fmaf(m[r], xsum[j * chunks + b], mins[r][j]);
             }
         }
     }
@@ -366,10 +481,13 @@ AVX512 static inline __attribute__((always_inline)) void tile_avx512(int type, c
         for (int j = 0; j < k; j++) out[r * 4 + j] = _mm512_reduce_add_ps(acc[r][j]) + mins[r][j];
 }
 
-/* Rows [first, first + R) of a Q4_0, Q4_1 or Q8_0 weight (R = 1 or 2) against all n tokens, four at a
- * time: y[t * rows + first + r]. Used when bridge_cpu_level() says AVX-512 is there. */
-AVX512 static void rows_avx512(int type, const uint8_t *data, int64_t stride, int64_t first, int R, int64_t cols,
-                               const float *x, const float *xsum, int64_t n, float *y, int64_t rows) {
+/* Rows [first, first + R) of a weight whose type TRAITS marks avx512 (R = 1 or 2) against all n tokens,
+ * four at a time: y[t * rows + first + r]. Inlined once per type (rows_avx512 below). */
+AVX512 static inline __attribute__((always_inline)) void rows_avx512_of(const int type, const uint8_t *data,
+                                                                         int64_t stride, int64_t first, int R,
+                                                                         int64_t cols, const float *x,
+                                                                         const float *xsum, int64_t n, float *y,
+                                                                         int64_t rows) {
     const uint8_t *row = data + first * stride;
     float out[8];
     for (int64_t t = 0; t < n; t += 4) {
@@ -394,6 +512,23 @@ AVX512 static void rows_avx512(int type, const uint8_t *data, int64_t stride, in
         for (int r = 0; r < R; r++)
             for (int j = 0; j < k; j++) y[(t + j) * rows + first + r] = out[r * 4 + j];
     }
+}
+
+/* rows_avx512_of with the type a constant in each case, so each type's unpacking is compiled on its own. */
+AVX512 static void rows_avx512(int type, const uint8_t *data, int64_t stride, int64_t first, int R, int64_t cols,
+                               const float *x, const float *xsum, int64_t n, float *y, int64_t rows) {
+#define ROWS_OF(T) rows_avx512_of(T, data, stride, first, R, cols, x, xsum, n, y, rows)
+    switch (type) {
+    case T_Q4_0: ROWS_OF(T_Q4_0); break;
+    case T_Q4_1: ROWS_OF(T_Q4_1); break;
+    case T_Q5_0: ROWS_OF(T_Q5_0); break;
+    case T_Q5_1: ROWS_OF(T_Q5_1); break;
+    case T_Q8_0: ROWS_OF(T_Q8_0); break;
+    case T_Q4_K: ROWS_OF(T_Q4_K); break;
+    case T_Q5_K: ROWS_OF(T_Q5_K); break;
+    default: ROWS_OF(T_Q6_K); break;
+    }
+#undef ROWS_OF
 }
 #endif
 
@@ -460,7 +595,7 @@ static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const f
         for (int64_t t = 0; t < n; t++) y[t * rows] = dot_row32(type, row, cols, x + t * cols, xsum + t * (cols / 32));
         return;
     }
-    dequantize_row(type, row, cols, tmp);
+    TRAITS[type].dequantize(row, cols, tmp);
     for (int64_t t = 0; t < n; t++) {
         const float *xt = x + t * cols;
         float sum = 0.0f;
@@ -490,7 +625,7 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end) {
     const bridge_weight *wt = job->wt;
 #ifdef HAVE_AVX512_DOTS
     /* With AVX-512 the tiles beat dequantize-then-dot at every batch size measured. */
-    if (cpu_level == 2 && (is_block32(wt->type) || wt->type == T_Q8_0)) {
+    if (cpu_level == 2 && TRAITS[wt->type].avx512) {
         /* pairs of rows share each token's loads once there are tokens enough to fill the registers */
         const int pair = job->n >= 4 ? 2 : 1;
         for (int64_t r = begin; r < end; r += pair)
@@ -514,7 +649,7 @@ static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, flo
     const int64_t cols = wt->cols;
     if (cpu_level < 0) cpu_level = bridge_cpu_level();
     int64_t stride = bridge_row_bytes(type, cols);
-    if (stride == 0 || cols % block_elements(type) != 0) return -1;
+    if (stride == 0 || cols % traits(type)->block_elements != 0) return -1;
     /* Block sums of each token's x (n, cols/32): Q4_1's min term is min * sum(x over the block). */
     float *xsum = thread_scratch(SCRATCH_XSUM, (size_t)(n * (cols / 32 + 1)) * sizeof(float));
     if (!xsum) return -2;
