@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
@@ -232,7 +233,7 @@ def test_each_tokens_products_are_the_same_bits_in_any_batch(t: T, cpu_path: str
             )
     else:  # F32, F16, BF16 (the top halves of float32s)
         values = rng.uniform(-1, 1, (rows, cols)).astype(np.float32)  # (rows, cols)
-        stored = {
+        stored: dict[T, NDArray[Any]] = {
             T.F32: values,
             T.F16: values.astype(np.float16),
             T.BF16: (values.view(np.uint32) >> 16).astype(np.uint16),
