@@ -246,6 +246,11 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--kernels", choices=["numpy", "native"], help="force the kernels (default: native if built)"
     )
+    bench.add_argument(
+        "--cpu",
+        choices=["avx512", "avx2", "portable"],
+        help="keep the native kernels to this SIMD path, to measure it (default: the best this CPU has)",
+    )
     _threads_option(bench)
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
@@ -768,6 +773,13 @@ def _bench(args: argparse.Namespace) -> int:
         raise UsageError("--calls and --runs must be positive")
     _use_kernels(args.kernels)
     _use_threads(args.threads)
+    if args.cpu:
+        from .realm import native
+
+        try:
+            native.cap_cpu_path(args.cpu)
+        except ValueError as exc:
+            raise UsageError(f"--cpu {args.cpu}: {exc}") from None
     if args.what == "hostcall":
         result = bench.hostcall(calls=args.calls, runs=args.runs)
         print(bench.to_json(result) if args.json else bench.format_hostcall(result))

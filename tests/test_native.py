@@ -18,6 +18,8 @@ from bridge.realm import native
 from bridge.realm.model import Model, Tensor, matmul
 from bridge.realm.quants import dequantize
 
+from .conftest import cpu_capped
+
 T = gguf.GGMLQuantizationType
 NATIVE = [
     T.F32, T.F16, T.BF16, T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K
@@ -56,15 +58,12 @@ def weights(draw: st.DrawFn, t: T) -> tuple[NDArray[np.uint8], int, int]:
     return raw.reshape(rows, blocks * size), rows, cols
 
 
-@pytest.fixture(params=["avx512", "portable"])
+@pytest.fixture(params=["avx512", "avx2", "portable"])
 def cpu_path(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Each native path this machine can run: the hand-written AVX-512 dots, and the compiler-vectorised
-    row kernels beneath them (capping the level does not touch those clones)."""
-    if request.param == "avx512" and native.cpu_path() != "avx512":
-        pytest.skip("this CPU has no AVX-512")
-    native.cap_cpu_path(request.param)
-    yield request.param
-    native.cap_cpu_path("avx512")
+    """Each native path this machine can run: the hand-written AVX-512 and AVX2 tiles, and the
+    compiler-vectorised row kernels beneath them (capping the level does not touch those clones)."""
+    with cpu_capped(request.param):
+        yield request.param
 
 
 @pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in NATIVE])

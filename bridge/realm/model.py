@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -260,6 +261,9 @@ class Model:
         else:
             self.output = self.token_embd
         self.rope_factors = self._rope_factors(origin)
+        # RoPE tables shared by every context (see rope_tables): sliding-window layers' or not -> cos, sin
+        self._rope: dict[bool, tuple[F32, F32]] = {}
+        self._rope_lock = threading.Lock()
         # Concurrent calls from many tenants' threads meet here and share one kernel call.
         self.batcher = Batcher()
         self._chat_template: jinja2.Template | None = None  # compiled on first use
@@ -609,6 +613,25 @@ class Model:
             self._chat_template, messages, add_generation_prompt=add_generation_prompt, bos=bos, eos=eos
         )
 
+    def rope_tables(self, n_ctx: int, local: bool = False) -> tuple[F32, F32]:
+        """cos and sin for positions 0..n_ctx-1, (n_ctx, rope_dim/2) each: the global layers' (the file's
+        base, its linear scaling and Llama 3's factors), or with `local` the sliding-window layers' (the
+        family's local base). Views of tables every context shares: computed once, for a power of two
+        of positions (at least 256, at most n_ctx_train), and grown when a longer context asks (contexts
+        keep the arrays they were given). So they cost the model at most 2 * n_ctx_train * rope_dim/2 * 8
+        bytes, whatever the number of contexts."""
+        c = self.config
+        with self._rope_lock:
+            tables = self._rope.get(local)
+            if tables is None or len(tables[0]) < n_ctx:
+                size = min(c.n_ctx_train, max(256, 1 << (n_ctx - 1).bit_length()))
+                if local:
+                    tables = _rope_tables(size, c, self.arch.rope_base_local, 1.0, None)
+                else:
+                    tables = _rope_tables(size, c, c.rope_theta, c.rope_scale, self.rope_factors)
+                self._rope[local] = tables
+        return tables[0][:n_ctx], tables[1][:n_ctx]
+
     def new_context(self, n_ctx: int, *, max_bytes: int | None = None, tenant: object = None) -> KVContext:
         """A KV cache for `n_ctx` positions, holding at most KVContext.bytes_for(config, n_ctx) bytes.
 
@@ -759,12 +782,11 @@ class KVContext:
         # Scratch for the native layers: the largest pass's, once (forward_layer_inplace lends one).
         self.pool = BufferPool(max_bytes=self._scratch_bytes(c, n_ctx))
         self._native: dict[int, native.Layer | None] = {}
-        # RoPE tables, computed once: the global layers' from the file's base (with its linear scaling and
-        # Llama 3's factors), and the sliding-window layers' from the family's local base.
-        self.cos, self.sin = _rope_tables(n_ctx, c, c.rope_theta, c.rope_scale, model.rope_factors)
+        # RoPE tables, the model's (shared): the global layers', and the sliding-window layers'.
+        self.cos, self.sin = model.rope_tables(n_ctx)
         self.cos_local, self.sin_local = self.cos, self.sin
         if model.arch.swa_period:
-            self.cos_local, self.sin_local = _rope_tables(n_ctx, c, model.arch.rope_base_local, 1.0, None)
+            self.cos_local, self.sin_local = model.rope_tables(n_ctx, local=True)
 
     def rope_tables(self, layer: int) -> tuple[F32, F32]:
         """Layer `layer`'s RoPE tables, cos and sin: (n_ctx, rope_dim/2) each."""
@@ -783,12 +805,12 @@ class KVContext:
     @staticmethod
     def bytes_for(c: Config, n_ctx: int) -> int:
         """The most host memory a context of n_ctx positions holds: its f16 KV cache (K and V, every
-        layer, every position, counted whole though pages are touched as the cache fills), its f32 RoPE
-        tables, its pooled scratch, its run-ahead outputs and CONTEXT_OVERHEAD_BYTES."""
+        layer, every position, counted whole though pages are touched as the cache fills), its pooled
+        scratch, its run-ahead outputs and CONTEXT_OVERHEAD_BYTES. (The RoPE tables are the model's,
+        shared by all its contexts: Model.rope_tables.)"""
         kv = 2 * c.n_layer * n_ctx * c.n_head_kv * c.head_dim * 2
-        rope = 2 * n_ctx * (c.rope_dim // 2) * 4 * (2 if ARCHITECTURES[c.arch].swa_period else 1)
         ahead = c.n_layer * RUN_AHEAD_TOKENS * c.n_embd * 4
-        return kv + rope + KVContext._scratch_bytes(c, n_ctx) + ahead + CONTEXT_OVERHEAD_BYTES
+        return kv + KVContext._scratch_bytes(c, n_ctx) + ahead + CONTEXT_OVERHEAD_BYTES
 
     @property
     def held_bytes(self) -> int:

@@ -100,10 +100,23 @@ def cpu_path() -> str:
 
 
 def cap_cpu_path(path: str) -> None:
-    """Keeps the hand-written SIMD paths at or below `path` (avx512, avx2, portable); for tests."""
-    assert _native is not None
+    """Keeps the hand-written SIMD paths at or below `path` (avx512, avx2, portable): `bench --cpu` and the
+    tests measure and check each path this way. Raises ValueError for another name, and when this CPU
+    cannot run `path`."""
     levels = {name: level for level, name in CPU_LEVELS.items()}
+    if path not in levels:
+        raise ValueError(f"the CPU path must be one of {', '.join(levels)}, not {path!r}")
+    if _native is None:
+        raise ValueError("the native kernels are not built")
+    have = int(_native.lib.bridge_cpu_level())
+    if levels[path] > have:
+        raise ValueError(f"this CPU cannot run the {path} path (it has {CPU_LEVELS[have]})")
     _native.lib.bridge_cap_cpu_level(levels[path])
+
+
+def active_cpu_path() -> str:
+    """The SIMD path the kernels use now: cpu_path(), or lower when capped."""
+    return CPU_LEVELS[int(_native.lib.bridge_active_cpu_level())] if _native is not None else "none"
 
 
 def scratch_grows() -> int:
@@ -148,7 +161,7 @@ def matmul(
 
 
 def info() -> dict[str, Any]:
-    return {"kernels": _choice, "native": available(), "cpu_path": cpu_path(), "threads": THREADS}
+    return {"kernels": _choice, "native": available(), "cpu_path": active_cpu_path(), "threads": THREADS}
 
 
 class Layer:

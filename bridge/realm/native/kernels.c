@@ -257,15 +257,15 @@ ROW_CLONES static void dequantize_q6_k(const uint8_t *row, int64_t cols, float *
 }
 
 /* The types, one row each (ggml-cpu's type traits): a block's elements and bytes, the portable dequantize,
- * and how the AVX-512 tiles (chunk_avx512) read its blocks, 32 values at a time:
+ * and how the SIMD tiles (chunk_avx512, chunk_avx2) read its blocks, 32 values at a time:
  * - min_term: a chunk's values are d*q + m, so a dot adds m times the chunk's sum of x (xsum);
  * - split_scale: the two 16-value halves of a chunk have scales of their own (Q6_K);
- * - avx512: chunk_avx512 unpacks it (others dequantize a row, then dot). */
+ * - tiled: the tiles unpack it (others dequantize a row, then dot). */
 typedef void (*dequantize_fn)(const uint8_t *row, int64_t cols, float *out);
 typedef struct {
     int64_t block_elements, block_bytes;
     dequantize_fn dequantize;
-    int min_term, split_scale, avx512;
+    int min_term, split_scale, tiled;
 } type_traits;
 
 static const type_traits TRAITS[] = {
@@ -481,7 +481,7 @@ AVX512 static inline __attribute__((always_inline)) void tile_avx512(const int t
         for (int j = 0; j < k; j++) out[r * 4 + j] = _mm512_reduce_add_ps(acc[r][j]) + mins[r][j];
 }
 
-/* Rows [first, first + R) of a weight whose type TRAITS marks avx512 (R = 1 or 2) against all n tokens,
+/* Rows [first, first + R) of a weight whose type TRAITS marks tiled (R = 1 or 2) against all n tokens,
  * four at a time: y[t * rows + first + r]. Inlined once per type (rows_avx512 below). */
 AVX512 static inline __attribute__((always_inline)) void rows_avx512_of(const int type, const uint8_t *data,
                                                                          int64_t stride, int64_t first, int R,
@@ -529,6 +529,179 @@ AVX512 static void rows_avx512(int type, const uint8_t *data, int64_t stride, in
     default: ROWS_OF(T_Q6_K); break;
     }
 #undef ROWS_OF
+}
+
+/* --- AVX2: the same tiles in 8-lane vectors, for CPUs without AVX-512 (x86-64-v3) ---------------------- */
+#define AVX2 __attribute__((target("avx2,f16c,fma")))
+
+/* 8 bytes -> 8 lanes of int32 */
+AVX2 static inline __attribute__((always_inline)) __m256i bytes8(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+/* bits (from 8 consecutive bits at bit 0 of `bits`) -> 16 in the lanes whose bit is set: a fifth bit */
+AVX2 static inline __attribute__((always_inline)) __m256i fifth_bits(uint32_t bits) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i one = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)(bits & 0xFF)), lanes),
+                                         _mm256_set1_epi32(1));
+    return _mm256_slli_epi32(one, 4);
+}
+
+/* Chunk b of a row as chunk_avx512 reads it, in four 8-value vectors q[0..3] (values 0-7, 8-15, 16-23,
+ * 24-31): dlo scales q[0] and q[1], dhi q[2] and q[3]; m is the min (0 unless min_term). */
+AVX2 static inline __attribute__((always_inline)) void chunk_avx2(const int type, const uint8_t *row, int64_t b,
+                                                                   __m256 q[4], float *dlo, float *dhi, float *m) {
+    const __m256i nibble = _mm256_set1_epi32(0xF);
+    __m256i v[4];
+    *m = 0.0f;
+    switch (type) {
+    case T_Q8_0: {
+        const uint8_t *block = row + b * 34;
+        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block);
+        for (int i = 0; i < 4; i++) v[i] = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(block + 2 + 8 * i)));
+        break;
+    }
+    case T_Q4_0:
+    case T_Q4_1:
+    case T_Q5_0:
+    case T_Q5_1: {
+        const int has_min = type == T_Q4_1 || type == T_Q5_1, five = type == T_Q5_0 || type == T_Q5_1;
+        const uint8_t *block = row + b * (type == T_Q4_0 ? 18 : type == T_Q4_1 ? 20 : type == T_Q5_0 ? 22 : 24);
+        const uint8_t *qs = block + (has_min ? 4 : 2) + (five ? 4 : 0);
+        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block);
+        if (has_min) *m = _cvtsh_ss(*(const uint16_t *)(block + 2));
+        const __m256i a = bytes8(qs), c = bytes8(qs + 8);
+        v[0] = _mm256_and_si256(a, nibble);
+        v[1] = _mm256_and_si256(c, nibble);
+        v[2] = _mm256_srli_epi32(a, 4);
+        v[3] = _mm256_srli_epi32(c, 4);
+        if (five) {
+            uint32_t high;
+            memcpy(&high, block + (has_min ? 4 : 2), sizeof high);
+            for (int i = 0; i < 4; i++) v[i] = _mm256_or_si256(v[i], fifth_bits(high >> (8 * i)));
+        }
+        if (!has_min) {
+            const __m256i bias = _mm256_set1_epi32(five ? 16 : 8);
+            for (int i = 0; i < 4; i++) v[i] = _mm256_sub_epi32(v[i], bias);
+        }
+        break;
+    }
+    case T_Q4_K:
+    case T_Q5_K: {
+        const int five_bits = type == T_Q5_K;
+        const uint8_t *block = row + (b / 8) * (five_bits ? 176 : 144);
+        const int j = (int)(b % 8);
+        int scale, min;
+        k4_scale(block + 4, j, &scale, &min);
+        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block) * (float)scale;
+        *m = -(_cvtsh_ss(*(const uint16_t *)(block + 2)) * (float)min);
+        const uint8_t *qs = block + (five_bits ? 48 : 16) + (j / 2) * 32;
+        const __m128i shift = _mm_cvtsi32_si128(4 * (j % 2)), bit = _mm_cvtsi32_si128(j);
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_and_si256(_mm256_srl_epi32(bytes8(qs + 8 * i), shift), nibble);
+            if (five_bits)
+                v[i] = _mm256_or_si256(
+                    v[i], _mm256_slli_epi32(
+                              _mm256_and_si256(_mm256_srl_epi32(bytes8(block + 16 + 8 * i), bit), _mm256_set1_epi32(1)),
+                              4));
+        }
+        break;
+    }
+    default: { /* T_Q6_K, as in chunk_avx512 */
+        const uint8_t *block = row + (b / 8) * 210;
+        const int half_index = (int)(b % 8) / 4, k = (int)(b % 8) % 4;
+        const uint8_t *ql = block + 64 * half_index + 32 * (k % 2), *qh = block + 128 + 32 * half_index;
+        const int8_t *sc = (const int8_t *)(block + 192) + 8 * half_index;
+        const float d = _cvtsh_ss(*(const uint16_t *)(block + 208));
+        *dlo = d * (float)sc[2 * k];
+        *dhi = d * (float)sc[2 * k + 1];
+        const __m128i low_shift = _mm_cvtsi32_si128(4 * (k / 2)), high_shift = _mm_cvtsi32_si128(2 * k);
+        for (int i = 0; i < 4; i++) {
+            const __m256i low = _mm256_and_si256(_mm256_srl_epi32(bytes8(ql + 8 * i), low_shift), nibble);
+            const __m256i high = _mm256_and_si256(_mm256_srl_epi32(bytes8(qh + 8 * i), high_shift), _mm256_set1_epi32(3));
+            v[i] = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+        }
+        break;
+    }
+    }
+    for (int i = 0; i < 4; i++) q[i] = _mm256_cvtepi32_ps(v[i]);
+}
+
+AVX2 static inline __attribute__((always_inline)) float sum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* One row against k tokens (k <= 4): out[j]. Per (token, chunk) the integers meet x in two products and two
+ * FMAs, the scales come in with two more FMAs, and a min meets the chunk's sum of x: the same order in
+ * every batch, as in tile_avx512 (one row at a time here: 16 registers hold no more). */
+AVX2 static inline __attribute__((always_inline)) void tile_avx2(const int type, const uint8_t *row, int64_t cols,
+                                                                  const float *x, const float *xsum, int k,
+                                                                  float *out) {
+    const int split = TRAITS[type].split_scale, min_term = TRAITS[type].min_term;
+    __m256 acc[4];
+    float mins[4];
+    for (int j = 0; j < k; j++) {
+        acc[j] = _mm256_setzero_ps();
+        mins[j] = 0.0f;
+    }
+    const int64_t chunks = cols / 32;
+    for (int64_t b = 0; b < chunks; b++) {
+        __m256 q[4];
+        float dlo, dhi, m;
+        chunk_avx2(type, row, b, q, &dlo, &dhi, &m);
+        for (int j = 0; j < k; j++) {
+            const float *xb = x + j * cols + b * 32;
+            const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
+            const __m256 x2 = _mm256_loadu_ps(xb + 16), x3 = _mm256_loadu_ps(xb + 24);
+            if (split) {
+                acc[j] = _mm256_fmadd_ps(_mm256_fmadd_ps(q[1], x1, _mm256_mul_ps(q[0], x0)), _mm256_set1_ps(dlo), acc[j]);
+                acc[j] = _mm256_fmadd_ps(_mm256_fmadd_ps(q[3], x3, _mm256_mul_ps(q[2], x2)), _mm256_set1_ps(dhi), acc[j]);
+            } else {
+                const __m256 t = _mm256_fmadd_ps(q[2], x2, _mm256_mul_ps(q[0], x0));
+                const __m256 u = _mm256_fmadd_ps(q[3], x3, _mm256_mul_ps(q[1], x1));
+                acc[j] = _mm256_fmadd_ps(_mm256_add_ps(t, u), _mm256_set1_ps(dlo), acc[j]);
+            }
+            if (min_term) mins[j] = fmaf(m, xsum[j * chunks + b], mins[j]);
+        }
+    }
+    for (int j = 0; j < k; j++) out[j] = sum8(acc[j]) + mins[j];
+}
+
+/* Row r of a weight whose type TRAITS marks tiled against all n tokens, four at a time: y[t * rows + r]. */
+AVX2 static inline __attribute__((always_inline)) void row_avx2_of(const int type, const uint8_t *row, int64_t r,
+                                                                    int64_t cols, const float *x, const float *xsum,
+                                                                    int64_t n, float *y, int64_t rows) {
+    float out[4];
+    for (int64_t t = 0; t < n; t += 4) {
+        const int k = n - t < 4 ? (int)(n - t) : 4;
+        const float *xt = x + t * cols, *st = xsum + t * (cols / 32);
+        switch (k) {
+        case 4: tile_avx2(type, row, cols, xt, st, 4, out); break;
+        case 3: tile_avx2(type, row, cols, xt, st, 3, out); break;
+        case 2: tile_avx2(type, row, cols, xt, st, 2, out); break;
+        default: tile_avx2(type, row, cols, xt, st, 1, out); break;
+        }
+        for (int j = 0; j < k; j++) y[(t + j) * rows + r] = out[j];
+    }
+}
+
+AVX2 static void row_avx2(int type, const uint8_t *row, int64_t r, int64_t cols, const float *x, const float *xsum,
+                          int64_t n, float *y, int64_t rows) {
+#define ROW_OF(T) row_avx2_of(T, row, r, cols, x, xsum, n, y, rows)
+    switch (type) {
+    case T_Q4_0: ROW_OF(T_Q4_0); break;
+    case T_Q4_1: ROW_OF(T_Q4_1); break;
+    case T_Q5_0: ROW_OF(T_Q5_0); break;
+    case T_Q5_1: ROW_OF(T_Q5_1); break;
+    case T_Q8_0: ROW_OF(T_Q8_0); break;
+    case T_Q4_K: ROW_OF(T_Q4_K); break;
+    case T_Q5_K: ROW_OF(T_Q5_K); break;
+    default: ROW_OF(T_Q6_K); break;
+    }
+#undef ROW_OF
 }
 #endif
 
@@ -585,6 +758,11 @@ void bridge_cap_cpu_level(int level) {
     cpu_level = level < have ? level : have;
 }
 
+int bridge_active_cpu_level(void) {
+    if (cpu_level < 0) cpu_level = bridge_cpu_level();
+    return cpu_level;
+}
+
 /* One weight row against every token: y[t * rows] = dot(row, x[t]) for t < n. */
 ROW_CLONES
 static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const float *x, int64_t n,
@@ -625,12 +803,17 @@ static void matmul_rows(void *arg, int64_t begin, int64_t end) {
     const bridge_weight *wt = job->wt;
 #ifdef HAVE_AVX512_DOTS
     /* With AVX-512 the tiles beat dequantize-then-dot at every batch size measured. */
-    if (cpu_level == 2 && TRAITS[wt->type].avx512) {
+    if (cpu_level == 2 && TRAITS[wt->type].tiled) {
         /* pairs of rows share each token's loads once there are tokens enough to fill the registers */
         const int pair = job->n >= 4 ? 2 : 1;
         for (int64_t r = begin; r < end; r += pair)
             rows_avx512(wt->type, wt->data, job->stride, r, end - r >= pair ? pair : 1, wt->cols, job->x, job->xsum,
                         job->n, job->y, wt->rows);
+        return;
+    }
+    if (cpu_level == 1 && TRAITS[wt->type].tiled) { /* the same chunks, read in 8-lane vectors */
+        for (int64_t r = begin; r < end; r++)
+            row_avx2(wt->type, wt->data + r * job->stride, r, wt->cols, job->x, job->xsum, job->n, job->y, wt->rows);
         return;
     }
 #endif
@@ -773,6 +956,25 @@ AVX512 static void add_halves_avx512(float *o, float weight, const uint16_t *v, 
                                                           _mm512_maskz_loadu_ps(m, o + i)));
     }
 }
+
+AVX2 static float dot_halves_avx2(const float *q, const uint16_t *k, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), acc);
+    float dot = sum8(acc);
+    for (; i < n; i++) dot = fmaf(q[i], _cvtsh_ss(k[i]), dot);
+    return dot;
+}
+
+AVX2 static void add_halves_avx2(float *o, float weight, const uint16_t *v, int64_t n) {
+    const __m256 w = _mm256_set1_ps(weight);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(w, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))),
+                                                _mm256_loadu_ps(o + i)));
+    for (; i < n; i++) o[i] = fmaf(weight, _cvtsh_ss(v[i]), o[i]);
+}
 #endif
 
 /* Grouped-query attention for every sequence's tokens in one parallel pass, causal: a sequence's token t
@@ -810,6 +1012,8 @@ static void attention_heads(void *arg, int64_t begin, int64_t stop) {
 #ifdef HAVE_AVX512_DOTS
             if (cpu_level >= 2)
                 dot = dot_halves_avx512(qf, kv, head_dim);
+            else if (cpu_level == 1)
+                dot = dot_halves_avx2(qf, kv, head_dim);
             else
 #endif
                 for (int64_t i = 0; i < head_dim; i++) dot += qf[i] * from_half(kv[i]);
@@ -828,6 +1032,8 @@ static void attention_heads(void *arg, int64_t begin, int64_t stop) {
 #ifdef HAVE_AVX512_DOTS
             if (cpu_level >= 2)
                 add_halves_avx512(o, weight, vv, head_dim);
+            else if (cpu_level == 1)
+                add_halves_avx2(o, weight, vv, head_dim);
             else
 #endif
                 for (int64_t i = 0; i < head_dim; i++) o[i] += weight * from_half(vv[i]);

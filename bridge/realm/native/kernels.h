@@ -12,6 +12,7 @@ int bridge_matmul(const uint8_t *w, int type, int64_t rows, int64_t cols, const 
 int bridge_cpu_level(void);
 long bridge_scratch_grows(void); /* times a thread's kernel scratch grew (steady decoding: never) */
 void bridge_cap_cpu_level(int level);
+int bridge_active_cpu_level(void); /* bridge_cpu_level(), or lower when capped */
 /* What a model family adds to the llama layer (bridge/realm/arch.py); NULL pointers where it adds nothing. */
 typedef struct {
     const float *q_bias, *k_bias, *v_bias; /* (n_head*head_dim), (n_head_kv*head_dim), (n_head_kv*head_dim) */
