@@ -343,7 +343,15 @@ def _kernels_line() -> str:
     info = native.info()
     path = f"native ({info['cpu_path']})" if info["kernels"] == "native" else "numpy"
     threads = info["threads"]
-    return f"  kernels: {path}, {threads} thread{'s' if threads != 1 else ''}"
+    line = f"  kernels: {path}, {threads} thread{'s' if threads != 1 else ''}"
+    if info["kernels"] == "native":
+        from .realm.model import FALLBACKS
+
+        if FALLBACKS.layers or FALLBACKS.products:
+            line += f"; numpy fallbacks: {FALLBACKS.layers} layer passes, {FALLBACKS.products} products"
+        else:
+            line += "; no numpy fallback"
+    return line
 
 
 def _use_threads(text: str | None) -> None:

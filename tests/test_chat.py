@@ -173,4 +173,4 @@ def test_chat_example_runs_gemma3_natively_and_continues_text_without_a_template
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout == expected + "\n"
     assert "no chat template" in ran.stderr and f"stopped after {n} tokens" in ran.stderr
-    assert "kernels: native" in ran.stderr
+    assert "kernels: native" in ran.stderr and "no numpy fallback" in ran.stderr

@@ -182,6 +182,18 @@ def test_prefill_in_one_batch_equals_token_by_token(tmp_path: Path, arch: str, k
     assert np.array_equal(batch.view(np.uint32), one_by_one.view(np.uint32))
 
 
+def test_numpy_fallbacks_are_counted(synthetic_model: Model, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What --stats reports: layer passes the fused native layer could not take."""
+    from bridge.realm.model import FALLBACKS
+
+    before = FALLBACKS.layers
+    synthetic_model.new_context(8).forward(synthetic_model.embed_tokens([1, 2]), 0)
+    assert FALLBACKS.layers == before  # every layer native
+    monkeypatch.setattr(native.Layer, "usable", staticmethod(lambda types, head_dim: False))
+    synthetic_model.new_context(8).forward(synthetic_model.embed_tokens([1, 2]), 0)
+    assert FALLBACKS.layers == before + synthetic_model.config.n_layer
+
+
 @needs_gemma3
 @pytest.mark.parametrize("simd", SIMD)
 def test_gemma3_matches_llama_cpp(gemma3: Model, simd: str) -> None:

@@ -133,6 +133,8 @@ def matmul(x: F32, w: Tensor) -> F32:
     try:
         if native.runs(w.qtype):
             return native.matmul(x, w.raw, w.qtype, w.rows, w.cols)
+        if native.kernels() == "native":
+            FALLBACKS.products += 1
         return _matmul_numpy(x, w)
     finally:
         KERNEL_TIME.seconds += time.perf_counter() - started
@@ -157,6 +159,17 @@ class _KernelTime:
 
 
 KERNEL_TIME = _KernelTime()
+
+
+class _Fallbacks:
+    """Work that ran on the numpy reference although the native kernels were chosen (`--stats` shows it):
+    layer passes the fused native layer could not take, and products of a type it has no kernel for."""
+
+    layers = 0
+    products = 0
+
+
+FALLBACKS = _Fallbacks()
 
 
 def rmsnorm(x: F32, weight: F32, eps: float) -> F32:
@@ -926,6 +939,8 @@ class KVContext:
                 )
                 self.filled[layer] = position + start + len(chunk)
             return
+        if native.kernels() == "native":
+            FALLBACKS.layers += 1
         for start in range(0, n, step):
             chunk = hidden[start : start + step]  # (k, d)
             chunk[:] = self._forward_layer_numpy(layer, chunk, position + start)
