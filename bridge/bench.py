@@ -146,15 +146,16 @@ CHAT_TOKENS = 64
 def paris(
     runs: int = 5,
     target: str = "wasm32",
-    long_prompt: int = 512,
+    prefill: Sequence[int] = (16, 512, 2048),
     peer: bool = True,
     model_path: str | None = None,
 ) -> dict[str, Any]:
     """Runs the Paris guest `runs` times (after one warm-up) and measures it; llama.cpp too if importable.
     With `model_path`, the chat guest on that GGUF instead (its own chat format, CHAT_QUESTION).
 
-    Also times a `long_prompt`-token prefill through the pure-host API (no guest), for the peer ratio.
-    Both llama.cpp and the long prefill take the guest's own prompt ids.
+    Also times a prefill of each size in `prefill` through the pure-host API (no guest; sizes past the
+    model's context are left out), and measures the machine's read bandwidth, to report decode's share of
+    it and prefill's GFLOP/s. llama.cpp takes the same ids: the guest's prompt, repeated to each size.
     """
     import os
     import tempfile
@@ -207,7 +208,11 @@ def paris(
             }
         )
     peak_rss = _peak_rss()  # Paris alone: before the long prefill's buffers and the peer's model
-    long = _long_prefill(model, ids, long_prompt) if long_prompt else None
+    sizes = [n for n in prefill if 0 < n <= model.config.n_ctx_train]
+    prefills = [_prefill(model, ids, n) for n in sizes]
+    decode_tok_s = _spread([r["decode_tok_s"] for r in results])
+    read = native.read_bandwidth() if native.kernels() == "native" else 0.0
+    weight_bytes = _weight_bytes(model)
     report: dict[str, Any] = {
         "guest": argv[0],
         "model": str(path),
@@ -217,8 +222,13 @@ def paris(
         "kernels": native.info(),
         "answer": results[-1]["answer"],
         "prefill_tok_s": _spread([r["prefill_tok_s"] for r in results]),
-        "decode_tok_s": _spread([r["decode_tok_s"] for r in results]),
-        "long_prefill": long,
+        "decode_tok_s": decode_tok_s,
+        "prefill": prefills,
+        "memory": {
+            "read_bytes_s": read,
+            "decode_bytes_per_token": weight_bytes,
+            "decode_fraction": weight_bytes * decode_tok_s["median"] / read if read else None,
+        },
         "us_per_call": {
             n: statistics.median(r["us_per_call"][n] for r in results) for n in results[-1]["us_per_call"]
         },
@@ -228,7 +238,9 @@ def paris(
         },
         "peak_rss": peak_rss,
         "guest_memory": results[-1]["guest_memory"],
-        "peer": _llama_cpp(str(path), ids, runs, long_prompt, results[-1]["decode_tokens"]) if peer else None,
+        "peer": _llama_cpp(str(path), ids, runs, sizes, results[-1]["decode_tokens"], model)
+        if peer
+        else None,
     }
     return report
 
@@ -281,32 +293,65 @@ def _chat_prompt_ids(model: Any, question: str) -> list[int]:
     return ids[1:] if len(ids) >= 2 and ids[0] == ids[1] == bos else ids
 
 
-def _long_prefill(model: Any, prompt_ids: list[int], n_tokens: int) -> dict[str, Any]:
-    """tok/s of one n_tokens prefill (the prompt's ids repeated) through every layer, via the pure-host
-    API, best of 3."""
+def _weight_bytes(model: Any) -> int:
+    """The bytes a decode step reads: every layer's weight matrices and the output projection (the
+    KV cache and the norms are small beside them)."""
+    names = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+    layers = sum(getattr(layer, name).raw.nbytes for layer in model.layers for name in names)
+    return int(layers + model.output.raw.nbytes)
+
+
+def _prefill_flops(model: Any, n: int) -> float:
+    """Floating-point operations of an n-token prefill: the layers' products (2 per weight and token),
+    causal attention (scores and weighted sums, 4 per head dimension and pair) and the last token's
+    logits."""
+    c = model.config
+    names = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+    weights = sum(getattr(layer, name).n_elements for layer in model.layers for name in names)
+    pairs = n * (n + 1) / 2
+    attention = 4.0 * c.n_layer * c.n_head * c.head_dim * pairs
+    return 2.0 * weights * n + attention + 2.0 * c.n_vocab * c.n_embd
+
+
+def _prefill(model: Any, prompt_ids: list[int], n_tokens: int) -> dict[str, Any]:
+    """tok/s and GFLOP/s of one n_tokens prefill (the prompt's ids repeated) through every layer and the
+    last token's logits, via the pure-host API: best of 3 (of 2 from 1024 tokens)."""
     ids = (prompt_ids * (n_tokens // len(prompt_ids) + 1))[:n_tokens]
-    best = 0.0
-    for _ in range(3):
+    best = float("inf")
+    for _ in range(3 if n_tokens < 1024 else 2):
         ctx = model.new_context(n_tokens)
         started = time.perf_counter()
         hidden = ctx.forward(model.embed_tokens(ids), 0)
         model.compute_logits(hidden[-1])
-        best = max(best, n_tokens / (time.perf_counter() - started))
-    return {"tokens": n_tokens, "tok_s": best}
+        best = min(best, time.perf_counter() - started)
+        ctx.close()
+    return {
+        "tokens": n_tokens,
+        "tok_s": n_tokens / best,
+        "gflop_s": _prefill_flops(model, n_tokens) / best / 1e9,
+    }
 
 
 def _llama_cpp(
-    path: str, ids: list[int], runs: int, long_prompt: int, decode_tokens: int
+    path: str, ids: list[int], runs: int, sizes: Sequence[int], decode_tokens: int, model: Any
 ) -> dict[str, Any] | None:
-    """The same GGUF and prompt ids through llama-cpp-python (dev-only peer), or None when not installed."""
+    """The same GGUF and prompt ids through llama-cpp-python (dev-only peer), or None when not installed:
+    the guest's prompt and decode, and a prefill of each size (best of 3, of 2 from 1024 tokens)."""
     try:
         import llama_cpp
     except ImportError:
         return None
     import os
 
-    n_ctx = max(512, long_prompt + 8)
-    llm: Any = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
+    n_ctx = max(512, *sizes, len(ids) + decode_tokens) + 8
+    llm: Any = llama_cpp.Llama(
+        model_path=path,
+        n_ctx=n_ctx,
+        n_batch=n_ctx,
+        n_ubatch=min(n_ctx, 512),
+        n_threads=os.cpu_count() or 1,
+        verbose=False,
+    )
     n_vocab = llm.n_vocab()
     prefill, decode = [], []
     for run in range(runs + 1):
@@ -321,21 +366,21 @@ def _llama_cpp(
         if run:
             prefill.append(len(ids) / (prefilled - started))
             decode.append(decode_tokens / (done - prefilled))
-    long = None
-    if long_prompt:
-        long_ids = (ids * (long_prompt // len(ids) + 1))[:long_prompt]
-        best = 0.0
-        for _ in range(3):
+    prefills = []
+    for n in sizes:
+        long_ids = (ids * (n // len(ids) + 1))[:n]
+        best = float("inf")
+        for _ in range(3 if n < 1024 else 2):
             llm.reset()
             started = time.perf_counter()
             llm.eval(long_ids)
-            best = max(best, long_prompt / (time.perf_counter() - started))
-        long = {"tokens": long_prompt, "tok_s": best}
+            best = min(best, time.perf_counter() - started)
+        prefills.append({"tokens": n, "tok_s": n / best, "gflop_s": _prefill_flops(model, n) / best / 1e9})
     return {
         "version": getattr(llama_cpp, "__version__", "?"),
         "prefill_tok_s": _spread(prefill),
         "decode_tok_s": _spread(decode),
-        "long_prefill": long,
+        "prefill": prefills,
     }
 
 
@@ -351,10 +396,16 @@ def format_paris(r: dict[str, Any]) -> str:
         f"  prefill (its prompt):   {rate(r['prefill_tok_s'])}",
         f"  decode:                 {rate(r['decode_tok_s'])}",
     ]
-    if r["long_prefill"]:
+    for p in r["prefill"]:
         lines.append(
-            f"  prefill, {r['long_prefill']['tokens']} tokens (host API): "
-            f"{r['long_prefill']['tok_s']:8.1f} tok/s"
+            f"  prefill, {p['tokens']:>5} tokens (host API): {p['tok_s']:8.1f} tok/s  {p['gflop_s']:6.1f} GFLOP/s"
+        )
+    memory = r["memory"]
+    if memory["read_bytes_s"]:
+        lines.append(
+            f"  memory: reads {memory['read_bytes_s'] / 1e9:.1f} GB/s; decode reads "
+            f"{memory['decode_bytes_per_token'] / 2**20:.1f} MiB a token, "
+            f"{memory['decode_fraction']:.0%} of that bandwidth"
         )
     share = r["share"]
     lines.append(
@@ -381,9 +432,12 @@ def format_paris(r: dict[str, Any]) -> str:
             f"prefill {r['prefill_tok_s']['median'] / peer['prefill_tok_s']['median']:.2f}x",
             f"decode {r['decode_tok_s']['median'] / peer['decode_tok_s']['median']:.2f}x",
         ]
-        if r["long_prefill"] and peer["long_prefill"]:
-            ratios.append(f"prefill {r['long_prefill']['tokens']} tokens "
-                          f"{r['long_prefill']['tok_s'] / peer['long_prefill']['tok_s']:.2f}x")  # fmt: skip
+        for ours, theirs in zip(r["prefill"], peer["prefill"], strict=True):
+            lines.append(
+                f"  llama.cpp prefill, {theirs['tokens']:>5} tokens: {theirs['tok_s']:8.1f} tok/s  "
+                f"{theirs['gflop_s']:6.1f} GFLOP/s"
+            )
+            ratios.append(f"prefill {ours['tokens']} tokens {ours['tok_s'] / theirs['tok_s']:.2f}x")
         lines.append(f"  bridge / llama.cpp: {', '.join(ratios)}")
     return "\n".join(lines)
 

@@ -223,12 +223,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--target", choices=toolchain.TARGETS, default="wasm32", help="paris: guest target")
     bench.add_argument(
-        "--long-prompt",
-        type=int,
-        default=512,
-        metavar="N",
-        help="paris: also time an N-token prefill (0: skip; default 512)",
+        "--prefill",
+        default="16,512,2048",
+        metavar="N,N,...",
+        help="paris: also time prefills of these sizes through the host API (default: 16,512,2048; 0: none)",
     )
+    bench.add_argument("--long-prompt", type=int, metavar="N", help="paris: the same as --prefill N")
     bench.add_argument("--no-peer", action="store_true", help="paris: do not measure llama.cpp")
     bench.add_argument(
         "--model",
@@ -797,12 +797,15 @@ def _bench(args: argparse.Namespace) -> int:
         report = bench.tenants(counts, target=args.target, peer=not args.no_peer)
         print(json.dumps(report, indent=2) if args.json else bench.format_tenants(report))
         return 0
-    if args.long_prompt < 0:
-        raise UsageError("--long-prompt must be 0 or more")
+    if args.long_prompt is not None:
+        if args.long_prompt < 0:
+            raise UsageError("--long-prompt must be 0 or more")
+        args.prefill = str(args.long_prompt)
+    sizes = [] if args.prefill.strip() == "0" else _parse_counts(args.prefill, "--prefill", 1 << 20)
     report = bench.paris(
         runs=args.runs,
         target=args.target,
-        long_prompt=args.long_prompt,
+        prefill=sizes,
         peer=not args.no_peer,
         model_path=args.model,
     )
@@ -810,10 +813,10 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_counts(text: str) -> list[int]:
+def _parse_counts(text: str, option: str = "--tenants", most: int = 256) -> list[int]:
     parts = [p.strip() for p in text.split(",")]
-    if not parts or not all(p.isdigit() and 0 < int(p) <= 256 for p in parts):
-        raise UsageError(f"--tenants {text[:40]}: expected counts from 1 to 256, like 1,4,16")
+    if not parts or not all(p.isdigit() and 0 < int(p) <= most for p in parts):
+        raise UsageError(f"{option} {text[:40]}: expected counts from 1 to {most}, like 1,4,16")
     return sorted({int(p) for p in parts})
 
 

@@ -160,6 +160,24 @@ def matmul(
     return out
 
 
+def read_bandwidth(mib: int = 512, passes: int = 3) -> float:
+    """Bytes per second the kernels' threads read from memory: the best of `passes` reads of a `mib` MiB
+    buffer (much larger than any cache), in 64-byte lines on THREADS threads. 0 without the native
+    kernels."""
+    if _native is None:
+        return 0.0
+    import time
+
+    buffer = np.ones(mib << 20, np.uint8)  # (bytes,), touched once so every page is there
+    data = _native.ffi.from_buffer("uint8_t[]", buffer)
+    best = float("inf")
+    for _ in range(passes):
+        started = time.perf_counter()
+        _native.lib.bridge_read_memory(data, buffer.size, THREADS)
+        best = min(best, time.perf_counter() - started)
+    return buffer.size / best
+
+
 def info() -> dict[str, Any]:
     return {"kernels": _choice, "native": available(), "cpu_path": active_cpu_path(), "threads": THREADS}
 

@@ -708,7 +708,7 @@ AVX2 static void row_avx2(int type, const uint8_t *row, int64_t r, int64_t cols,
 /* Per-thread scratch that only grows: each thread keeps the largest buffer of each kind it has needed,
  * so steady decoding allocates nothing; freed when the thread ends. Sizes follow the model's dims and the
  * batch bounds, so they stay bounded. */
-enum { SCRATCH_XSUM, SCRATCH_ROW, SCRATCH_SEQS, SCRATCH_KINDS };
+enum { SCRATCH_XSUM, SCRATCH_ROW, SCRATCH_SEQS, SCRATCH_ATTN, SCRATCH_KINDS };
 typedef struct {
     void *data;
     size_t bytes;
@@ -847,6 +847,31 @@ static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, flo
     return atomic_load(&job.failed) ? -2 : 0;
 }
 
+typedef struct {
+    const uint8_t *p;
+    _Atomic uint64_t sum;
+} read_job;
+
+/* Lines [begin, end) of 64 bytes: eight 64-bit words each, summed in eight lanes the compiler vectorises. */
+ROW_CLONES
+static void read_lines(void *arg, int64_t begin, int64_t end) {
+    read_job *job = arg;
+    uint64_t lanes[8] = {0};
+    for (int64_t line = begin; line < end; line++) {
+        const uint64_t *words = (const uint64_t *)(job->p + line * 64);
+        for (int i = 0; i < 8; i++) lanes[i] += words[i];
+    }
+    uint64_t sum = 0;
+    for (int i = 0; i < 8; i++) sum += lanes[i];
+    atomic_fetch_add(&job->sum, sum);
+}
+
+uint64_t bridge_read_memory(const uint8_t *p, int64_t n, int n_threads) {
+    read_job job = {p, 0};
+    bridge_parallel_for(read_lines, &job, n / 64, n_threads);
+    return atomic_load(&job.sum);
+}
+
 int bridge_cpu_level(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
@@ -927,116 +952,313 @@ static void add_bias(float *x, const float *bias, int64_t rows, int64_t d) {
         for (int64_t i = 0; i < d; i++) x[r * d + i] += bias[i];
 }
 
-/* dot(q, k) and o += weight * v over n halves k and v, for attention over the f16 cache. */
+/* Attention's three steps for one row (a token and a query head), per ISA. Each gives a row the same bits
+ * whatever else runs:
+ * - scores: p[s] = scale * sum_i q[i] k_s[i], the sum in order of i (so every ISA agrees bit for bit),
+ *   from a block of keys held transposed, kt[i * ATTN_KEYS + j] for key b0 + j;
+ * - softmax: p[s] = exp(p[s] - top), their sum, then each weight divided by it and rounded to f16;
+ * - values: o[i] = sum_s w_s v_s[i], in order of s. */
+enum { ATTN_TOKENS = 64, ATTN_KEYS = 64 };
+
+static void scores_portable(const float *q, const float *kt, int64_t head_dim, int64_t b0, int64_t s0, int64_t s1,
+                            float scale, float *p) {
+    for (int64_t s = s0; s < s1; s++) {
+        float dot = 0.0f;
+        for (int64_t i = 0; i < head_dim; i++) dot = fmaf(q[i], kt[i * ATTN_KEYS + (s - b0)], dot);
+        p[s] = dot * scale;
+    }
+}
+
+static float softmax_portable(float *p, int64_t from, int64_t limit, float top) {
+    float sum = 0.0f;
+    for (int64_t s = from; s < limit; s++) {
+        p[s] = expf(p[s] - top);
+        sum += p[s];
+    }
+    for (int64_t s = from; s < limit; s++) p[s] = from_half(to_half(p[s] / sum));
+    return sum;
+}
+
+static void values_portable(float *o, const float *p, const float *v, int64_t head_dim, int64_t b0, int64_t s0,
+                            int64_t s1) {
+    for (int64_t s = s0; s < s1; s++)
+        for (int64_t i = 0; i < head_dim; i++) o[i] = fmaf(p[s], v[(s - b0) * head_dim + i], o[i]);
+}
+
 #ifdef HAVE_AVX512_DOTS
-AVX512 static float dot_halves_avx512(const float *q, const uint16_t *k, int64_t n) {
-    __m512 acc = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 keys = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + i)));
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), keys, acc);
-    }
-    if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        const __m512 keys = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, k + i));
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), keys, acc);
-    }
-    return _mm512_reduce_add_ps(acc);
-}
-
-AVX512 static void add_halves_avx512(float *o, float weight, const uint16_t *v, int64_t n) {
-    const __m512 w = _mm512_set1_ps(weight);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(o + i, _mm512_fmadd_ps(w, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + i))),
-                                                _mm512_loadu_ps(o + i)));
-    if (i < n) {
-        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        _mm512_mask_storeu_ps(o + i, m, _mm512_fmadd_ps(w, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, v + i)),
-                                                          _mm512_maskz_loadu_ps(m, o + i)));
+AVX512 static void scores_avx512(const float *q, const float *kt, int64_t head_dim, int64_t b0, int64_t s0,
+                                 int64_t s1, float scale, float *p) {
+    for (int64_t g = (s0 - b0) & ~(int64_t)15; g < s1 - b0; g += 16) { /* 16 keys at a time, one per lane */
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t i = 0; i < head_dim; i++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_loadu_ps(kt + i * ATTN_KEYS + g), acc);
+        const int64_t lo = s0 - b0 > g ? s0 - b0 - g : 0, hi = s1 - b0 - g < 16 ? s1 - b0 - g : 16;
+        const __mmask16 keep = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+        _mm512_mask_storeu_ps(p + b0 + g, keep, _mm512_mul_ps(acc, _mm512_set1_ps(scale)));
     }
 }
 
-AVX2 static float dot_halves_avx2(const float *q, const uint16_t *k, int64_t n) {
-    __m256 acc = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), acc);
-    float dot = sum8(acc);
-    for (; i < n; i++) dot = fmaf(q[i], _cvtsh_ss(k[i]), dot);
-    return dot;
+/* exp(x) for x <= 0 (Cephes' expf: a degree-6 polynomial on x - n ln 2, times 2^n); within 2 ulp. */
+AVX512 static inline __attribute__((always_inline)) __m512 exp_avx512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(y, n);
 }
 
-AVX2 static void add_halves_avx2(float *o, float weight, const uint16_t *v, int64_t n) {
-    const __m256 w = _mm256_set1_ps(weight);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(o + i, _mm256_fmadd_ps(w, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))),
-                                                _mm256_loadu_ps(o + i)));
-    for (; i < n; i++) o[i] = fmaf(weight, _cvtsh_ss(v[i]), o[i]);
+AVX512 static float softmax_avx512(float *p, int64_t from, int64_t limit, float top) {
+    __m512 sums = _mm512_setzero_ps();
+    const __m512 t = _mm512_set1_ps(top);
+    for (int64_t s = from; s < limit; s += 16) {
+        const __mmask16 m = limit - s >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (limit - s)) - 1);
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + s), t));
+        _mm512_mask_storeu_ps(p + s, m, e);
+        sums = _mm512_add_ps(sums, _mm512_maskz_mov_ps(m, e));
+    }
+    const float sum = _mm512_reduce_add_ps(sums);
+    const __m512 total = _mm512_set1_ps(sum);
+    for (int64_t s = from; s < limit; s += 16) {
+        const __mmask16 m = limit - s >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (limit - s)) - 1);
+        const __m512 w = _mm512_div_ps(_mm512_maskz_loadu_ps(m, p + s), total);
+        _mm512_mask_storeu_ps(p + s, m, _mm512_cvtph_ps(_mm512_cvtps_ph(w, _MM_FROUND_TO_NEAREST_INT)));
+    }
+    return sum;
+}
+
+/* head_dim a multiple of 64: 64 dims at a time in four registers, over every key of the block */
+AVX512 static void values_avx512(float *o, const float *p, const float *v, int64_t head_dim, int64_t b0, int64_t s0,
+                                 int64_t s1) {
+    for (int64_t d = 0; d < head_dim; d += 64) {
+        __m512 acc[4];
+        for (int j = 0; j < 4; j++) acc[j] = _mm512_loadu_ps(o + d + 16 * j);
+        for (int64_t s = s0; s < s1; s++) {
+            const __m512 w = _mm512_set1_ps(p[s]);
+            const float *vs = v + (s - b0) * head_dim + d;
+            for (int j = 0; j < 4; j++) acc[j] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vs + 16 * j), acc[j]);
+        }
+        for (int j = 0; j < 4; j++) _mm512_storeu_ps(o + d + 16 * j, acc[j]);
+    }
+}
+
+AVX2 static void scores_avx2(const float *q, const float *kt, int64_t head_dim, int64_t b0, int64_t s0, int64_t s1,
+                             float scale, float *p) {
+    for (int64_t g = (s0 - b0) & ~(int64_t)7; g < s1 - b0; g += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t i = 0; i < head_dim; i++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(q[i]), _mm256_loadu_ps(kt + i * ATTN_KEYS + g), acc);
+        float lanes[8];
+        _mm256_storeu_ps(lanes, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+        for (int j = 0; j < 8; j++)
+            if (b0 + g + j >= s0 && b0 + g + j < s1) p[b0 + g + j] = lanes[j];
+    }
+}
+
+/* exp_avx512's steps in 8 lanes, 2^n put in the exponent bits */
+AVX2 static inline __attribute__((always_inline)) __m256 exp_avx2(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(scale));
+}
+
+AVX2 static float softmax_avx2(float *p, int64_t from, int64_t limit, float top) {
+    __m256 sums = _mm256_setzero_ps();
+    const __m256 t = _mm256_set1_ps(top);
+    int64_t s = from;
+    for (; s + 8 <= limit; s += 8) {
+        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(p + s), t));
+        _mm256_storeu_ps(p + s, e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    float sum = sum8(sums);
+    if (s < limit) { /* the tail through the same exp, one lane each */
+        float tail[8] = {0};
+        const int64_t k = limit - s;
+        for (int64_t j = 0; j < k; j++) tail[j] = p[s + j] - top;
+        _mm256_storeu_ps(tail, exp_avx2(_mm256_loadu_ps(tail)));
+        for (int64_t j = 0; j < k; j++) {
+            p[s + j] = tail[j];
+            sum += tail[j];
+        }
+    }
+    const __m256 total = _mm256_set1_ps(sum);
+    for (s = from; s + 8 <= limit; s += 8)
+        _mm256_storeu_ps(p + s, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_div_ps(_mm256_loadu_ps(p + s), total),
+                                                                _MM_FROUND_TO_NEAREST_INT)));
+    for (; s < limit; s++) p[s] = from_half(to_half(p[s] / sum));
+    return sum;
+}
+
+AVX2 static void values_avx2(float *o, const float *p, const float *v, int64_t head_dim, int64_t b0, int64_t s0,
+                             int64_t s1) {
+    for (int64_t d = 0; d < head_dim; d += 32) {
+        __m256 acc[4];
+        for (int j = 0; j < 4; j++) acc[j] = _mm256_loadu_ps(o + d + 8 * j);
+        for (int64_t s = s0; s < s1; s++) {
+            const __m256 w = _mm256_set1_ps(p[s]);
+            const float *vs = v + (s - b0) * head_dim + d;
+            for (int j = 0; j < 4; j++) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(vs + 8 * j), acc[j]);
+        }
+        for (int j = 0; j < 4; j++) _mm256_storeu_ps(o + d + 8 * j, acc[j]);
+    }
 }
 #endif
 
+static inline void attention_scores(const float *q, const float *kt, int64_t head_dim, int64_t b0, int64_t s0,
+                                    int64_t s1, float scale, float *p) {
+#ifdef HAVE_AVX512_DOTS
+    if (cpu_level >= 2) return scores_avx512(q, kt, head_dim, b0, s0, s1, scale, p);
+    if (cpu_level == 1) return scores_avx2(q, kt, head_dim, b0, s0, s1, scale, p);
+#endif
+    scores_portable(q, kt, head_dim, b0, s0, s1, scale, p);
+}
+
+static inline float attention_softmax(float *p, int64_t from, int64_t limit, float top) {
+#ifdef HAVE_AVX512_DOTS
+    if (cpu_level >= 2) return softmax_avx512(p, from, limit, top);
+    if (cpu_level == 1) return softmax_avx2(p, from, limit, top);
+#endif
+    return softmax_portable(p, from, limit, top);
+}
+
+static inline void attention_values(float *o, const float *p, const float *v, int64_t head_dim, int64_t b0,
+                                    int64_t s0, int64_t s1) {
+#ifdef HAVE_AVX512_DOTS
+    if (cpu_level >= 2 && head_dim % 64 == 0) return values_avx512(o, p, v, head_dim, b0, s0, s1);
+    if (cpu_level == 1 && head_dim % 32 == 0) return values_avx2(o, p, v, head_dim, b0, s0, s1);
+#endif
+    values_portable(o, p, v, head_dim, b0, s0, s1);
+}
+
 /* Grouped-query attention for every sequence's tokens in one parallel pass, causal: a sequence's token t
- * sees its positions <= position + t. Keys and values are read from each sequence's f16 cache as they
- * are. As in the numpy reference (and ggml's f16 path), q meets the f16 keys as f16 and the weights meet
- * the f16 values as f16. */
+ * sees its positions <= position + t (the last `window` of them on a sliding-window layer). As in the
+ * numpy reference (and ggml's f16 path), q meets the f16 keys as f16 and the weights meet the f16 values
+ * as f16.
+ *
+ * The work is cut in parts: one sequence's block of up to ATTN_TOKENS tokens, and the query heads of one
+ * KV head (or one query head, when that leaves too few parts for the threads). A part reads its keys and
+ * values from the f16 cache once per block of ATTN_KEYS positions, widened to float for all its rows
+ * (token, head) at once. Each row's scores, softmax and weighted sum follow the same order whatever the
+ * part, the batch or the thread: a token's attention is the same bits alone or in any batch. */
+typedef struct {
+    int64_t seq, t0, t1, h0, h1; /* tokens [t0, t1) of the batch, all of sequence seq; query heads [h0, h1) */
+} attention_part;
+
 typedef struct {
     const float *q;
     float *attn, *probs;
     const bridge_seq *seqs;
-    const int64_t *seq_of, *first; /* each token's sequence; each sequence's first token */
+    const attention_part *parts;
+    const int64_t *first; /* each sequence's first token in the batch */
     int64_t n_head, group, head_dim, qd, kvd, max_end, window;
     float scale;
+    atomic_int failed;
 } attention_job;
 
-/* Attention jobs [begin, end): job = token * n_head + head, over all sequences' tokens. */
+/* Positions token t of a part sees: [from, limit). */
+static inline void attention_span(const attention_job *a, const attention_part *part, int64_t t, int64_t *from,
+                                  int64_t *limit) {
+    const bridge_seq *seq = &a->seqs[part->seq];
+    *limit = seq->position + (t - a->first[part->seq]) + 1;
+    *from = a->window > 0 && *limit > a->window ? *limit - a->window : 0;
+}
+
+/* Attention parts [begin, stop). */
 ROW_CLONES
-static void attention_heads(void *arg, int64_t begin, int64_t stop) {
-    const attention_job *a = arg;
-    const float scale = a->scale;
+static void attention_parts(void *arg, int64_t begin, int64_t stop) {
+    attention_job *a = arg;
     const int64_t head_dim = a->head_dim;
-    for (int64_t job = begin; job < stop; job++) {
-        const int64_t t = job / a->n_head, hh = job % a->n_head, kvh = hh / a->group;
-        const bridge_seq *seq = &a->seqs[a->seq_of[t]];
-        const int64_t limit = seq->position + (t - a->first[a->seq_of[t]]) + 1;
-        const int64_t from = a->window > 0 && limit > a->window ? limit - a->window : 0; /* sliding window */
-        const uint16_t *keys = seq->k_cache + kvh * head_dim, *values = seq->v_cache + kvh * head_dim;
-        float qf[512];
-        const float *qv = a->q + t * a->qd + hh * head_dim;
-        for (int64_t i = 0; i < head_dim; i++) qf[i] = from_half(to_half(qv[i]));
-        float *p = a->probs + job * a->max_end, top = -INFINITY, sum = 0.0f;
-        for (int64_t s = from; s < limit; s++) {
-            const uint16_t *kv = keys + s * a->kvd;
-            float dot = 0.0f;
-#ifdef HAVE_AVX512_DOTS
-            if (cpu_level >= 2)
-                dot = dot_halves_avx512(qf, kv, head_dim);
-            else if (cpu_level == 1)
-                dot = dot_halves_avx2(qf, kv, head_dim);
-            else
-#endif
-                for (int64_t i = 0; i < head_dim; i++) dot += qf[i] * from_half(kv[i]);
-            p[s] = dot * scale;
-            if (p[s] > top) top = p[s];
+    for (int64_t index = begin; index < stop; index++) {
+        const attention_part *part = &a->parts[index];
+        const bridge_seq *seq = &a->seqs[part->seq];
+        const int64_t heads = part->h1 - part->h0, rows = (part->t1 - part->t0) * heads;
+        const int64_t kvh = part->h0 / a->group;
+        /* scratch: each row's q as f16 values (rows, head_dim) | its top and sum (rows, 2) | a block of keys
+         * or values widened (ATTN_KEYS, head_dim) */
+        float *qf = thread_scratch(SCRATCH_ATTN, (size_t)(rows * head_dim + rows * 2 + ATTN_KEYS * head_dim) * 4);
+        if (!qf) {
+            atomic_store(&a->failed, 1);
+            return;
         }
-        for (int64_t s = from; s < limit; s++) {
-            p[s] = expf(p[s] - top);
-            sum += p[s];
+        float *stats = qf + rows * head_dim, *block = stats + rows * 2;
+        int64_t lo = INT64_MAX, hi = 0; /* the positions any row sees */
+        for (int64_t t = part->t0; t < part->t1; t++) {
+            int64_t from, limit;
+            attention_span(a, part, t, &from, &limit);
+            lo = from < lo ? from : lo;
+            hi = limit > hi ? limit : hi;
+            for (int64_t h = part->h0; h < part->h1; h++) {
+                const int64_t r = (t - part->t0) * heads + (h - part->h0);
+                const float *qv = a->q + t * a->qd + h * head_dim;
+                for (int64_t i = 0; i < head_dim; i++) qf[r * head_dim + i] = from_half(to_half(qv[i]));
+                stats[2 * r] = -INFINITY;
+            }
         }
-        float *o = a->attn + t * a->qd + hh * head_dim;
-        for (int64_t i = 0; i < head_dim; i++) o[i] = 0.0f;
-        for (int64_t s = from; s < limit; s++) {
-            const float weight = from_half(to_half(p[s] / sum));
-            const uint16_t *vv = values + s * a->kvd;
-#ifdef HAVE_AVX512_DOTS
-            if (cpu_level >= 2)
-                add_halves_avx512(o, weight, vv, head_dim);
-            else if (cpu_level == 1)
-                add_halves_avx2(o, weight, vv, head_dim);
-            else
-#endif
-                for (int64_t i = 0; i < head_dim; i++) o[i] += weight * from_half(vv[i]);
+        /* scores, block by block of keys (each block widened from f16 and transposed once for all rows) */
+        for (int64_t b0 = lo; b0 < hi; b0 += ATTN_KEYS) {
+            const int64_t b1 = b0 + ATTN_KEYS < hi ? b0 + ATTN_KEYS : hi;
+            for (int64_t s = b0; s < b1; s++)
+                for (int64_t i = 0; i < head_dim; i++)
+                    block[i * ATTN_KEYS + (s - b0)] = from_half(seq->k_cache[s * a->kvd + kvh * head_dim + i]);
+            for (int64_t t = part->t0; t < part->t1; t++) {
+                int64_t from, limit;
+                attention_span(a, part, t, &from, &limit);
+                const int64_t s0 = from > b0 ? from : b0, s1 = limit < b1 ? limit : b1;
+                if (s0 >= s1) continue;
+                for (int64_t h = part->h0; h < part->h1; h++) {
+                    const int64_t r = (t - part->t0) * heads + (h - part->h0);
+                    float *p = a->probs + (t * a->n_head + h) * a->max_end;
+                    attention_scores(qf + r * head_dim, block, head_dim, b0, s0, s1, a->scale, p);
+                    for (int64_t s = s0; s < s1; s++)
+                        if (p[s] > stats[2 * r]) stats[2 * r] = p[s];
+                }
+            }
+        }
+        /* softmax of each row: its weights, rounded to f16, replace its scores */
+        for (int64_t t = part->t0; t < part->t1; t++) {
+            int64_t from, limit;
+            attention_span(a, part, t, &from, &limit);
+            for (int64_t h = part->h0; h < part->h1; h++) {
+                const int64_t r = (t - part->t0) * heads + (h - part->h0);
+                attention_softmax(a->probs + (t * a->n_head + h) * a->max_end, from, limit, stats[2 * r]);
+                float *o = a->attn + t * a->qd + h * head_dim;
+                for (int64_t i = 0; i < head_dim; i++) o[i] = 0.0f;
+            }
+        }
+        /* the weighted sum of values, block by block, each row's in order of position */
+        for (int64_t b0 = lo; b0 < hi; b0 += ATTN_KEYS) {
+            const int64_t b1 = b0 + ATTN_KEYS < hi ? b0 + ATTN_KEYS : hi;
+            for (int64_t s = b0; s < b1; s++)
+                for (int64_t i = 0; i < head_dim; i++)
+                    block[(s - b0) * head_dim + i] = from_half(seq->v_cache[s * a->kvd + kvh * head_dim + i]);
+            for (int64_t t = part->t0; t < part->t1; t++) {
+                int64_t from, limit;
+                attention_span(a, part, t, &from, &limit);
+                const int64_t s0 = from > b0 ? from : b0, s1 = limit < b1 ? limit : b1;
+                if (s0 >= s1) continue;
+                for (int64_t h = part->h0; h < part->h1; h++)
+                    attention_values(a->attn + t * a->qd + h * head_dim,
+                                     a->probs + (t * a->n_head + h) * a->max_end, block, head_dim, b0, s0, s1);
+            }
         }
     }
 }
@@ -1084,14 +1306,16 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
     }
     const int neox = arch ? arch->rope_neox : 0;
     /* each token's sequence and each sequence's first token, for the attention jobs */
-    int64_t *seq_of = thread_scratch(SCRATCH_SEQS, (size_t)(n + n_seq) * sizeof(int64_t));
-    if (!seq_of) return -2;
-    int64_t *first = seq_of + n;
+    /* each sequence's first token, and the attention parts (at most one per query head and block of
+     * ATTN_TOKENS tokens, plus one per sequence for the blocks' remainders) */
+    const int64_t max_parts = n_head * (n / ATTN_TOKENS + n_seq);
+    int64_t *first = thread_scratch(SCRATCH_SEQS, (size_t)n_seq * sizeof(int64_t) + (size_t)max_parts * sizeof(attention_part));
+    if (!first) return -2;
+    attention_part *parts = (attention_part *)(first + n_seq);
     for (int64_t i = 0, t0 = 0; i < n_seq; t0 += seqs[i].n, i++) {
         const bridge_seq *s = &seqs[i];
         float *qs = q + t0 * qd, *ks = k + t0 * kvd, *vs = v + t0 * kvd;
         first[i] = t0;
-        for (int64_t t = 0; t < s->n; t++) seq_of[t0 + t] = i;
         /* rotary embedding of q and k at this sequence's positions; append to its f16 KV cache */
         rope(qs, s->n, n_head, head_dim, rope_dim, s->position, s->cos_t, s->sin_t, neox);
         rope(ks, s->n, n_head_kv, head_dim, rope_dim, s->position, s->cos_t, s->sin_t, neox);
@@ -1102,9 +1326,21 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
     }
     /* grouped-query attention of every sequence's tokens over its own cache, in one parallel pass */
     const float scale = arch && arch->attn_scale > 0 ? arch->attn_scale : (float)(1.0 / sqrt((double)head_dim));
-    attention_job job = {q,   attn, probs, seqs,    seq_of, first,  n_head, group,
-                         head_dim, qd, kvd, max_end, arch ? arch->window : 0, scale};
-    bridge_parallel_for(attention_heads, &job, n * n_head, n_threads);
+    int64_t blocks = 0;
+    for (int64_t i = 0; i < n_seq; i++) blocks += (seqs[i].n + ATTN_TOKENS - 1) / ATTN_TOKENS;
+    /* a part per KV head and block, or per query head when that gives the threads too few */
+    const int64_t heads_per_part = blocks * n_head_kv >= 2 * n_threads ? group : 1;
+    int64_t n_parts = 0;
+    for (int64_t i = 0; i < n_seq; i++)
+        for (int64_t t0 = first[i]; t0 < first[i] + seqs[i].n; t0 += ATTN_TOKENS)
+            for (int64_t h0 = 0; h0 < n_head; h0 += heads_per_part) {
+                const int64_t t1 = t0 + ATTN_TOKENS < first[i] + seqs[i].n ? t0 + ATTN_TOKENS : first[i] + seqs[i].n;
+                parts[n_parts++] = (attention_part){i, t0, t1, h0, h0 + heads_per_part};
+            }
+    attention_job job = {q,     attn,    probs, seqs, parts, first, n_head, group, head_dim, qd, kvd, max_end,
+                         arch ? arch->window : 0, scale, 0};
+    bridge_parallel_for(attention_parts, &job, n_parts, n_threads);
+    if (atomic_load(&job.failed)) return -2;
     /* output projection (with the family's post-norm, in place), residual */
     if ((rc = matmul_weight(&w[3], attn, n, out, n_threads))) return rc;
     if (arch && arch->post_attn_norm) rmsnorm(out, arch->post_attn_norm, n, d, eps, out);

@@ -10,6 +10,9 @@ int64_t bridge_row_bytes(int type, int64_t cols);
 int bridge_matmul(const uint8_t *w, int type, int64_t rows, int64_t cols, const float *x, int64_t n,
                   float *y, int n_threads);
 int bridge_cpu_level(void);
+/* Reads bytes [0, n) of p on n_threads threads (64-byte lines, summed so the reads happen) -> the sum: for
+ * `bench`'s read bandwidth. */
+uint64_t bridge_read_memory(const uint8_t *p, int64_t n, int n_threads);
 long bridge_scratch_grows(void); /* times a thread's kernel scratch grew (steady decoding: never) */
 void bridge_cap_cpu_level(int level);
 int bridge_active_cpu_level(void); /* bridge_cpu_level(), or lower when capped */
