@@ -310,7 +310,7 @@ def _prefill_flops(model: Any, n: int) -> float:
     weights = sum(getattr(layer, name).n_elements for layer in model.layers for name in names)
     pairs = n * (n + 1) / 2
     attention = 4.0 * c.n_layer * c.n_head * c.head_dim * pairs
-    return 2.0 * weights * n + attention + 2.0 * c.n_vocab * c.n_embd
+    return float(2.0 * weights * n + attention + 2.0 * c.n_vocab * c.n_embd)
 
 
 def _prefill(model: Any, prompt_ids: list[int], n_tokens: int) -> dict[str, Any]:
@@ -398,7 +398,8 @@ def format_paris(r: dict[str, Any]) -> str:
     ]
     for p in r["prefill"]:
         lines.append(
-            f"  prefill, {p['tokens']:>5} tokens (host API): {p['tok_s']:8.1f} tok/s  {p['gflop_s']:6.1f} GFLOP/s"
+            f"  prefill, {p['tokens']:>5} tokens (host API): {p['tok_s']:8.1f} tok/s  "
+            f"{p['gflop_s']:6.1f} GFLOP/s"
         )
     memory = r["memory"]
     if memory["read_bytes_s"]:
