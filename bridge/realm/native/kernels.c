@@ -64,6 +64,9 @@ static inline __attribute__((always_inline)) float half(const uint8_t *p) {
 #endif
 
 static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, float *y, int n_threads);
+/* Kinds of per-thread scratch (thread_scratch, below). */
+enum { SCRATCH_XSUM, SCRATCH_ROW, SCRATCH_SEQS, SCRATCH_ATTN, SCRATCH_KINDS };
+static void *thread_scratch(int kind, size_t bytes);
 
 /* Q4_K's and Q5_K's sub-block j (of 8): its 6-bit scale and min from the 12 bytes at sc. */
 static inline __attribute__((always_inline)) void k4_scale(const uint8_t *sc, int j, int *scale, int *min) {
@@ -494,21 +497,23 @@ AVX512 static inline __attribute__((always_inline)) void rows_avx512_of(const in
         const int k = n - t < 4 ? (int)(n - t) : 4;
         const float *xt = x + t * cols, *st = xsum + t * (cols / 32);
         /* constant R and k in each call, so each tile is unrolled on its own */
+#define TILE(RR, KK) tile_avx512(type, row, stride, RR, cols, xt, cols, st, KK, out)
         if (R == 2) {
             switch (k) {
-            case 4: tile_avx512(type, row, stride, 2, cols, xt, cols, st, 4, out); break;
-            case 3: tile_avx512(type, row, stride, 2, cols, xt, cols, st, 3, out); break;
-            case 2: tile_avx512(type, row, stride, 2, cols, xt, cols, st, 2, out); break;
-            default: tile_avx512(type, row, stride, 2, cols, xt, cols, st, 1, out); break;
+            case 4: TILE(2, 4); break;
+            case 3: TILE(2, 3); break;
+            case 2: TILE(2, 2); break;
+            default: TILE(2, 1); break;
             }
         } else {
             switch (k) {
-            case 4: tile_avx512(type, row, stride, 1, cols, xt, cols, st, 4, out); break;
-            case 3: tile_avx512(type, row, stride, 1, cols, xt, cols, st, 3, out); break;
-            case 2: tile_avx512(type, row, stride, 1, cols, xt, cols, st, 2, out); break;
-            default: tile_avx512(type, row, stride, 1, cols, xt, cols, st, 1, out); break;
+            case 4: TILE(1, 4); break;
+            case 3: TILE(1, 3); break;
+            case 2: TILE(1, 2); break;
+            default: TILE(1, 1); break;
             }
         }
+#undef TILE
         for (int r = 0; r < R; r++)
             for (int j = 0; j < k; j++) y[(t + j) * rows + first + r] = out[r * 4 + j];
     }
@@ -708,7 +713,6 @@ AVX2 static void row_avx2(int type, const uint8_t *row, int64_t r, int64_t cols,
 /* Per-thread scratch that only grows: each thread keeps the largest buffer of each kind it has needed,
  * so steady decoding allocates nothing; freed when the thread ends. Sizes follow the model's dims and the
  * batch bounds, so they stay bounded. */
-enum { SCRATCH_XSUM, SCRATCH_ROW, SCRATCH_SEQS, SCRATCH_ATTN, SCRATCH_KINDS };
 typedef struct {
     void *data;
     size_t bytes;
@@ -1123,6 +1127,79 @@ AVX2 static void values_avx2(float *o, const float *p, const float *v, int64_t h
 }
 #endif
 
+/* n keys (rows `stride` halves apart) of head_dim -> floats, transposed: kt[i * ATTN_KEYS + j] = key j's dim i. */
+static void widen_keys_portable(const uint16_t *k, int64_t stride, int64_t n, int64_t head_dim, float *kt) {
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < head_dim; i++) kt[i * ATTN_KEYS + j] = from_half(k[j * stride + i]);
+}
+
+#ifdef HAVE_AVX512_DOTS
+/* 16 rows of 16 floats -> their transpose, in registers */
+AVX512 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int j = 0; j < 16; j += 2) {
+        t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
+    }
+    for (int j = 0; j < 16; j += 4) {
+        u[j] = _mm512_shuffle_ps(t[j], t[j + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[j + 1] = _mm512_shuffle_ps(t[j], t[j + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[j + 2] = _mm512_shuffle_ps(t[j + 1], t[j + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[j + 3] = _mm512_shuffle_ps(t[j + 1], t[j + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int j = 0; j < 16; j += 8)
+        for (int k = 0; k < 4; k++) {
+            t[j + k] = _mm512_shuffle_f32x4(u[j + k], u[j + k + 4], 0x88);
+            t[j + k + 4] = _mm512_shuffle_f32x4(u[j + k], u[j + k + 4], 0xDD);
+        }
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
+        r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xDD);
+    }
+}
+
+AVX512 static void widen_keys_avx512(const uint16_t *k, int64_t stride, int64_t n, int64_t head_dim, float *kt) {
+    for (int64_t j0 = 0; j0 < n; j0 += 16)
+        for (int64_t i0 = 0; i0 < head_dim; i0 += 16) {
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = j0 + j < n ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (j0 + j) * stride + i0)))
+                                  : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < 16; i++) _mm512_storeu_ps(kt + (i0 + i) * ATTN_KEYS + j0, r[i]);
+        }
+}
+
+AVX512 static void widen_values_avx512(const uint16_t *v, int64_t stride, int64_t n, int64_t head_dim, float *out) {
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < head_dim; i += 16)
+            _mm512_storeu_ps(out + j * head_dim + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + j * stride + i))));
+}
+
+AVX2 static void widen_values_avx2(const uint16_t *v, int64_t stride, int64_t n, int64_t head_dim, float *out) {
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < head_dim; i += 8)
+            _mm256_storeu_ps(out + j * head_dim + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + j * stride + i))));
+}
+#endif
+
+static inline void widen_keys(const uint16_t *k, int64_t stride, int64_t n, int64_t head_dim, float *kt) {
+#ifdef HAVE_AVX512_DOTS
+    if (cpu_level >= 2 && head_dim % 16 == 0) return widen_keys_avx512(k, stride, n, head_dim, kt);
+#endif
+    widen_keys_portable(k, stride, n, head_dim, kt);
+}
+
+/* n values (rows `stride` halves apart) of head_dim -> floats, row after row */
+static inline void widen_values(const uint16_t *v, int64_t stride, int64_t n, int64_t head_dim, float *out) {
+#ifdef HAVE_AVX512_DOTS
+    if (cpu_level >= 2 && head_dim % 16 == 0) return widen_values_avx512(v, stride, n, head_dim, out);
+    if (cpu_level == 1 && head_dim % 8 == 0) return widen_values_avx2(v, stride, n, head_dim, out);
+#endif
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < head_dim; i++) out[j * head_dim + i] = from_half(v[j * stride + i]);
+}
+
 static inline void attention_scores(const float *q, const float *kt, int64_t head_dim, int64_t b0, int64_t s0,
                                     int64_t s1, float scale, float *p) {
 #ifdef HAVE_AVX512_DOTS
@@ -1216,9 +1293,7 @@ static void attention_parts(void *arg, int64_t begin, int64_t stop) {
         /* scores, block by block of keys (each block widened from f16 and transposed once for all rows) */
         for (int64_t b0 = lo; b0 < hi; b0 += ATTN_KEYS) {
             const int64_t b1 = b0 + ATTN_KEYS < hi ? b0 + ATTN_KEYS : hi;
-            for (int64_t s = b0; s < b1; s++)
-                for (int64_t i = 0; i < head_dim; i++)
-                    block[i * ATTN_KEYS + (s - b0)] = from_half(seq->k_cache[s * a->kvd + kvh * head_dim + i]);
+            widen_keys(seq->k_cache + b0 * a->kvd + kvh * head_dim, a->kvd, b1 - b0, head_dim, block);
             for (int64_t t = part->t0; t < part->t1; t++) {
                 int64_t from, limit;
                 attention_span(a, part, t, &from, &limit);
@@ -1247,9 +1322,7 @@ static void attention_parts(void *arg, int64_t begin, int64_t stop) {
         /* the weighted sum of values, block by block, each row's in order of position */
         for (int64_t b0 = lo; b0 < hi; b0 += ATTN_KEYS) {
             const int64_t b1 = b0 + ATTN_KEYS < hi ? b0 + ATTN_KEYS : hi;
-            for (int64_t s = b0; s < b1; s++)
-                for (int64_t i = 0; i < head_dim; i++)
-                    block[(s - b0) * head_dim + i] = from_half(seq->v_cache[s * a->kvd + kvh * head_dim + i]);
+            widen_values(seq->v_cache + b0 * a->kvd + kvh * head_dim, a->kvd, b1 - b0, head_dim, block);
             for (int64_t t = part->t0; t < part->t1; t++) {
                 int64_t from, limit;
                 attention_span(a, part, t, &from, &limit);
@@ -1328,8 +1401,9 @@ int bridge_layer_forward_batch(float *x, int64_t n_seq, const bridge_seq *seqs, 
     const float scale = arch && arch->attn_scale > 0 ? arch->attn_scale : (float)(1.0 / sqrt((double)head_dim));
     int64_t blocks = 0;
     for (int64_t i = 0; i < n_seq; i++) blocks += (seqs[i].n + ATTN_TOKENS - 1) / ATTN_TOKENS;
-    /* a part per KV head and block, or per query head when that gives the threads too few */
-    const int64_t heads_per_part = blocks * n_head_kv >= 2 * n_threads ? group : 1;
+    /* a part per KV head and block (its keys widened once for the group), or per query head when that
+     * leaves a thread idle */
+    const int64_t heads_per_part = blocks * n_head_kv >= n_threads ? group : 1;
     int64_t n_parts = 0;
     for (int64_t i = 0; i < n_seq; i++)
         for (int64_t t0 = first[i]; t0 < first[i] + seqs[i].n; t0 += ATTN_TOKENS)
