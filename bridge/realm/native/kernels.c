@@ -304,7 +304,7 @@ int64_t bridge_row_bytes(int type, int64_t cols) {
  * x directly, 16 lanes at a time, and the block scale (and Q4_1's min, via the block sums of x in
  * xsum) is applied per block. For decode, where each row meets one token. */
 static inline __attribute__((always_inline)) float dot_row32(int type, const uint8_t *row, int64_t cols,
-                                                              const float *x, const float *xsum) {
+                                                              const float *x, const float *xsum, int64_t xs) {
     float acc[16] = {0};
     float mins = 0.0f;
     const int64_t blocks = cols / 32;
@@ -321,7 +321,7 @@ static inline __attribute__((always_inline)) float dot_row32(int type, const uin
         for (int64_t b = 0; b < blocks; b++, row += 20, x += 32) {
             const float d = half(row);
             const uint8_t *q = row + 4;
-            mins += half(row + 2) * xsum[b];
+            mins += half(row + 2) * xsum[b * xs];
             for (int j = 0; j < 16; j++)
                 acc[j] += d * ((float)(q[j] & 0xF) * x[j] + (float)(q[j] >> 4) * x[j + 16]);
         }
@@ -442,23 +442,24 @@ AVX512 static inline __attribute__((always_inline)) void chunk_avx512(const int 
     *hi = _mm512_cvtepi32_ps(h);
 }
 
-/* R rows (1 or 2, `stride` bytes apart) against k tokens (k <= 4, x rows x_stride apart, xsum their chunk
- * sums): out[r * 4 + j]. Each chunk is unpacked once for the k tokens, and each token's x loaded once for
+/* R rows (1 or 2, `stride` bytes apart) against k tokens (k <= 4, x rows x_stride apart; the chunk sums of
+ * token j at xsum[b * xs + j]): out[r * 4 + j]. Each chunk is unpacked once for the k tokens, and each token's x loaded once for
  * the R rows. Per (row, token) and chunk: the integers meet x (a product and an FMA), the scale comes in
  * with one more FMA (each half's with its own, for split scales), and a min meets the chunk's sum of x;
  * then one reduction. So a dot's bits are the same whatever R, k and its place in the tile. */
 AVX512 static inline __attribute__((always_inline)) void tile_avx512(const int type, const uint8_t *row,
                                                                       int64_t stride, int R, int64_t cols,
                                                                       const float *x, int64_t x_stride,
-                                                                      const float *xsum, int k, float *out) {
+                                                                      const float *xsum, int64_t xs, int k,
+                                                                      float *out) {
     const int split = TRAITS[type].split_scale, min_term = TRAITS[type].min_term;
     __m512 acc[2][4];
-    float mins[2][4];
-    for (int r = 0; r < R; r++)
-        for (int j = 0; j < k; j++) {
-            acc[r][j] = _mm512_setzero_ps();
-            mins[r][j] = 0.0f;
-        }
+    __m128 mins[2]; /* each row's min terms, a lane per token: lane by lane the same FMAs as one at a time */
+    const __mmask8 tokens = (__mmask8)((1u << k) - 1);
+    for (int r = 0; r < R; r++) {
+        mins[r] = _mm_setzero_ps();
+        for (int j = 0; j < k; j++) acc[r][j] = _mm512_setzero_ps();
+    }
     const int64_t chunks = cols / 32;
     for (int64_t b = 0; b < chunks; b++) {
         __m512 lo[2], hi[2];
@@ -475,13 +476,18 @@ AVX512 static inline __attribute__((always_inline)) void tile_avx512(const int t
                     const __m512 t = _mm512_fmadd_ps(hi[r], x1, _mm512_mul_ps(lo[r], x0));
                     acc[r][j] = _mm512_fmadd_ps(t, _mm512_set1_ps(dlo[r]), acc[r][j]);
                 }
-                /* fused explicitly: left to the compiler, some unrolled copies contract and others not */
-                if (min_term) mins[r][j] = fmaf(m[r], xsum[j * chunks + b], mins[r][j]);
             }
         }
+        if (min_term) {
+            const __m128 sums = _mm_maskz_loadu_ps(tokens, xsum + b * xs);
+            for (int r = 0; r < R; r++) mins[r] = _mm_fmadd_ps(_mm_set1_ps(m[r]), sums, mins[r]);
+        }
     }
-    for (int r = 0; r < R; r++)
-        for (int j = 0; j < k; j++) out[r * 4 + j] = _mm512_reduce_add_ps(acc[r][j]) + mins[r][j];
+    for (int r = 0; r < R; r++) {
+        float lanes[4];
+        _mm_storeu_ps(lanes, mins[r]);
+        for (int j = 0; j < k; j++) out[r * 4 + j] = _mm512_reduce_add_ps(acc[r][j]) + lanes[j];
+    }
 }
 
 /* Rows [first, first + R) of a weight whose type TRAITS marks tiled (R = 1 or 2) against all n tokens,
@@ -495,9 +501,9 @@ AVX512 static inline __attribute__((always_inline)) void rows_avx512_of(const in
     float out[8];
     for (int64_t t = 0; t < n; t += 4) {
         const int k = n - t < 4 ? (int)(n - t) : 4;
-        const float *xt = x + t * cols, *st = xsum + t * (cols / 32);
+        const float *xt = x + t * cols, *st = xsum + t;
         /* constant R and k in each call, so each tile is unrolled on its own */
-#define TILE(RR, KK) tile_avx512(type, row, stride, RR, cols, xt, cols, st, KK, out)
+#define TILE(RR, KK) tile_avx512(type, row, stride, RR, cols, xt, cols, st, n, KK, out)
         if (R == 2) {
             switch (k) {
             case 4: TILE(2, 4); break;
@@ -643,8 +649,8 @@ AVX2 static inline __attribute__((always_inline)) float sum8(__m256 v) {
  * FMAs, the scales come in with two more FMAs, and a min meets the chunk's sum of x: the same order in
  * every batch, as in tile_avx512 (one row at a time here: 16 registers hold no more). */
 AVX2 static inline __attribute__((always_inline)) void tile_avx2(const int type, const uint8_t *row, int64_t cols,
-                                                                  const float *x, const float *xsum, int k,
-                                                                  float *out) {
+                                                                  const float *x, const float *xsum, int64_t xs,
+                                                                  int k, float *out) {
     const int split = TRAITS[type].split_scale, min_term = TRAITS[type].min_term;
     __m256 acc[4];
     float mins[4];
@@ -669,7 +675,7 @@ AVX2 static inline __attribute__((always_inline)) void tile_avx2(const int type,
                 const __m256 u = _mm256_fmadd_ps(q[3], x3, _mm256_mul_ps(q[1], x1));
                 acc[j] = _mm256_fmadd_ps(_mm256_add_ps(t, u), _mm256_set1_ps(dlo), acc[j]);
             }
-            if (min_term) mins[j] = fmaf(m, xsum[j * chunks + b], mins[j]);
+            if (min_term) mins[j] = fmaf(m, xsum[b * xs + j], mins[j]);
         }
     }
     for (int j = 0; j < k; j++) out[j] = sum8(acc[j]) + mins[j];
@@ -682,12 +688,12 @@ AVX2 static inline __attribute__((always_inline)) void row_avx2_of(const int typ
     float out[4];
     for (int64_t t = 0; t < n; t += 4) {
         const int k = n - t < 4 ? (int)(n - t) : 4;
-        const float *xt = x + t * cols, *st = xsum + t * (cols / 32);
+        const float *xt = x + t * cols, *st = xsum + t;
         switch (k) {
-        case 4: tile_avx2(type, row, cols, xt, st, 4, out); break;
-        case 3: tile_avx2(type, row, cols, xt, st, 3, out); break;
-        case 2: tile_avx2(type, row, cols, xt, st, 2, out); break;
-        default: tile_avx2(type, row, cols, xt, st, 1, out); break;
+        case 4: tile_avx2(type, row, cols, xt, st, n, 4, out); break;
+        case 3: tile_avx2(type, row, cols, xt, st, n, 3, out); break;
+        case 2: tile_avx2(type, row, cols, xt, st, n, 2, out); break;
+        default: tile_avx2(type, row, cols, xt, st, n, 1, out); break;
         }
         for (int j = 0; j < k; j++) y[(t + j) * rows + r] = out[j];
     }
@@ -774,7 +780,7 @@ static void row_times_tokens(int type, const uint8_t *row, int64_t cols, const f
     if (is_block32(type)) {
         /* Q4_0 and Q4_1 always take the fused per-token dot, whatever n is, so a token's result never
          * depends on how many others share the batch (batch invariance across tenants). */
-        for (int64_t t = 0; t < n; t++) y[t * rows] = dot_row32(type, row, cols, x + t * cols, xsum + t * (cols / 32));
+        for (int64_t t = 0; t < n; t++) y[t * rows] = dot_row32(type, row, cols, x + t * cols, xsum + t, n);
         return;
     }
     TRAITS[type].dequantize(row, cols, tmp);
@@ -838,15 +844,17 @@ static int matmul_weight(const bridge_weight *wt, const float *x, int64_t n, flo
     if (cpu_level < 0) cpu_level = bridge_cpu_level();
     int64_t stride = bridge_row_bytes(type, cols);
     if (stride == 0 || cols % traits(type)->block_elements != 0) return -1;
-    /* Block sums of each token's x (n, cols/32): Q4_1's min term is min * sum(x over the block). */
-    float *xsum = thread_scratch(SCRATCH_XSUM, (size_t)(n * (cols / 32 + 1)) * sizeof(float));
+    /* Chunk sums of each token's x, chunk by chunk (cols/32, n) (plus room for a tile's 4-lane read): a
+     * min term is min * sum(x over the chunk); only types with one need them. */
+    float *xsum = thread_scratch(SCRATCH_XSUM, (size_t)(n * (cols / 32) + 4) * sizeof(float));
     if (!xsum) return -2;
-    for (int64_t t = 0; t < n; t++)
-        for (int64_t b = 0; b < cols / 32; b++) {
-            float s = 0.0f;
-            for (int j = 0; j < 32; j++) s += x[t * cols + b * 32 + j];
-            xsum[t * (cols / 32) + b] = s;
-        }
+    if (traits(type)->min_term)
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t b = 0; b < cols / 32; b++) {
+                float s = 0.0f;
+                for (int j = 0; j < 32; j++) s += x[t * cols + b * 32 + j];
+                xsum[b * n + t] = s;
+            }
     matmul_job job = {wt, x, xsum, y, n, stride, 0};
     bridge_parallel_for(matmul_rows, &job, wt->rows, n_threads);
     return atomic_load(&job.failed) ? -2 : 0;
