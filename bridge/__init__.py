@@ -9,6 +9,8 @@ def total(xs: Annotated[NDArray[np.int32], In("n")], n: u32) -> i64:
 Guest(load_module("guest.wasm"), hosts=[host]).run()
 """
 
+from importlib import metadata as _metadata
+
 from .errors import (
     BoundsError,
     BridgeError,
@@ -29,6 +31,11 @@ from .host import Context, HandleError, HandleLimitError, Handles, HostFunction,
 from .limits import HostMemory, Limits
 from .memory import GuestMemory
 from .toolchain import build
+
+try:
+    __version__ = _metadata.version("bridge")
+except _metadata.PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "BoundsError",
@@ -59,6 +66,7 @@ __all__ = [
     "OutOfFuel",
     "Ptr",
     "Utf8",
+    "__version__",
     "build",
     "f32",
     "f64",

@@ -7,7 +7,7 @@ declaration on both targets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -70,22 +70,57 @@ def render_prototypes(functions: Iterable[HostFunction], import_macro: str = "BR
     return "\n".join(out)
 
 
-def render_header(registry: HostFunctions, guard: str) -> str:
-    """A self-contained header declaring every function of `registry` as an import."""
-    macro = f"{guard}_IMPORT"
-    return "\n".join(
-        [
-            f"#ifndef {guard}",
-            f"#define {guard}",
-            "",
-            "#include <stddef.h>",
-            "#include <stdint.h>",
-            "",
-            f'#define {macro}(name) __attribute__((import_module("{registry.module}"), import_name(#name)))',
-            "",
-            render_prototypes(registry, macro),
-            "",
-            f"#endif /* {guard} */",
-            "",
-        ]
-    )
+def render_header(registry: HostFunctions | Sequence[HostFunctions], guard: str) -> str:
+    """A self-contained header declaring every function of `registry` (or of each registry given) as
+    an import: one `GUARD_IMPORT` macro per import module, then the prototypes.
+
+    >>> from bridge import HostFunctions, u32
+    >>> host = HostFunctions()
+    >>> @host.function
+    ... def twice(x: u32) -> u32:
+    ...     "x times two"
+    ...     return 2 * x
+    >>> print(render_header(host, "TWICE_H"))  # doctest: +NORMALIZE_WHITESPACE
+    #ifndef TWICE_H
+    #define TWICE_H
+    <BLANKLINE>
+    #include <stddef.h>
+    #include <stdint.h>
+    <BLANKLINE>
+    #define TWICE_H_IMPORT(name) __attribute__((import_module("env"), import_name(#name)))
+    <BLANKLINE>
+    /* x times two */
+    TWICE_H_IMPORT(twice) uint32_t twice(uint32_t x);
+    <BLANKLINE>
+    #endif /* TWICE_H */
+    <BLANKLINE>
+    """
+    registries = [registry] if isinstance(registry, HostFunctions) else list(registry)
+    modules = sorted({r.module for r in registries})
+    macros = {m: f"{guard}_IMPORT" if len(modules) == 1 else f"{guard}_{_ident(m)}_IMPORT" for m in modules}
+    lines = [f"#ifndef {guard}", f"#define {guard}", "", "#include <stddef.h>", "#include <stdint.h>", ""]
+    lines += [
+        f'#define {macro}(name) __attribute__((import_module("{m}"), import_name(#name)))'
+        for m, macro in macros.items()
+    ]
+    for r in registries:
+        lines += ["", render_prototypes(r, macros[r.module])]
+    lines += ["", f"#endif /* {guard} */", ""]
+    return "\n".join(lines)
+
+
+def guard_for(path: str) -> str:
+    """The include guard for a header file name: `x.h` -> `X_H`.
+
+    >>> guard_for("my-host.h")
+    'MY_HOST_H'
+    """
+    from pathlib import Path
+
+    return _ident(Path(path).name).upper() or "BRIDGE_HOST_H"
+
+
+def _ident(text: str) -> str:
+    """text with every character that is not a letter, digit or underscore made an underscore."""
+    ident = "".join(c if (c.isalnum() and c.isascii()) or c == "_" else "_" for c in text)
+    return ident if not ident[:1].isdigit() else f"_{ident}"

@@ -49,6 +49,12 @@ EXIT_INTERRUPTED = 130
 PROG = "bridge"
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 class UsageError(BridgeError):
     """A command-line argument is wrong."""
 
@@ -58,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="Run WebAssembly guests that call typed Python host functions with raw pointers, safely.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser(
@@ -178,6 +185,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     features.add_argument("--json", action="store_true", help="print JSON instead of text")
     features.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="a guest's imports, exports, memories and tables, against the host functions",
+        description="Show a guest's imports (each with the host function that satisfies it and its C "
+        "prototype, or the nearest names), exports with their wasm signatures, memories and tables with "
+        "their limits, and the features it uses.",
+    )
+    inspect.add_argument("guest", metavar="GUEST", help=".wasm, .wat or .c file, or a folder of C sources")
+    inspect.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        metavar="FILE_OR_MODULE",
+        help="host functions the guest may import (repeatable; a folder's host.py is read anyway)",
+    )
+    inspect.add_argument(
+        "--target", choices=toolchain.TARGETS, default="wasm32", help="target when GUEST is C source"
+    )
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of text")
+    inspect.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
+    header = sub.add_parser(
+        "header",
+        help="write the C header that declares a host file's functions",
+        description="Write a C header declaring every host function of the given host files as wasm "
+        "imports, as guest/include/realm.h is made for the realm functions.",
+    )
+    header.add_argument(
+        "--host",
+        action="append",
+        required=True,
+        metavar="FILE_OR_MODULE",
+        help="a host file or module with HostFunctions registries (repeatable)",
+    )
+    header.add_argument("-o", "--output", metavar="FILE.h", help="where to write it (default: stdout)")
+    header.add_argument("--guard", metavar="NAME", help="the include guard (default: from FILE.h's name)")
+    header.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
     serve = sub.add_parser(
         "serve",
@@ -760,6 +805,35 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from . import features
+    from .guest import system
+    from .realm.abi import ModelStore, realm_functions
+
+    path, origin, hosts = _resolve_guest(args)
+    for spec in args.host:
+        hosts += _load_hosts(spec)
+    registries = [system, realm_functions(ModelStore(progress=False)), *hosts]
+    report = features.inspect_report(features.read_binary(path, origin), origin, registries)
+    print(json.dumps(report, indent=2) if args.json else features.format_inspect(report))
+    return 0
+
+
+def _header(args: argparse.Namespace) -> int:
+    from .cheader import guard_for, render_header
+
+    registries = [registry for spec in args.host for registry in _load_hosts(spec)]
+    if not registries:
+        raise UsageError(f"--host {' '.join(args.host)}: no HostFunctions registry found there")
+    guard = args.guard or (guard_for(args.output) if args.output else "BRIDGE_HOST_H")
+    text = render_header(registries, guard)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _build(args: argparse.Namespace) -> int:
     out = toolchain.build(
         args.sources,
@@ -855,12 +929,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, guest_args = argv[:cut], argv[cut + 1 :]
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        hint = ""
+        if args.command == "run" and not any(u.startswith("-") for u in unknown):
+            hint = f"; put the guest's arguments after --: {PROG} run GUEST [OPTIONS] -- {' '.join(unknown)}"
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     if args.command == "run":
         args.args += guest_args
     elif guest_args:
         parser.error(f"unrecognized arguments: -- {' '.join(guest_args)}")
-    handlers = {"run": _run, "build": _build, "bench": _bench, "features": _features, "serve": _serve}
+    handlers = {
+        "run": _run,
+        "build": _build,
+        "bench": _bench,
+        "features": _features,
+        "serve": _serve,
+        "inspect": _inspect,
+        "header": _header,
+    }
     _seam.reset_interrupt()
     previous = _install_sigint()
     try:

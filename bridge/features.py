@@ -9,14 +9,17 @@ functions, the given host functions or a host-created memory.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from . import _seam
 from ._seam.module import describe_module, engine_validates, to_binary, validation_error
 from .guest import WASI_MODULE
+from .host import HostFunctions
 from .limits import format_bytes
 
 # feature -> a module that uses it
@@ -141,3 +144,93 @@ def format_report(support: dict[str, bool], report: dict[str, Any] | None) -> st
 
 def to_json(support: dict[str, bool], report: dict[str, Any] | None) -> str:
     return json.dumps({"engine": support, "module": report}, indent=2)
+
+
+def inspect_report(wasm: bytes, origin: str, registries: Sequence[HostFunctions]) -> dict[str, Any]:
+    """`bridge inspect`: module_report's memories, features and verdict, and for each import the host
+    function that satisfies it with its C prototype, or the nearest names and how to give a host file;
+    exports and tables with their signatures and limits."""
+    from .cheader import c_prototype
+    from .errors import LinkError
+    from .wasmfile import read_memories
+
+    providers = {(hf.module, hf.name): hf for registry in registries for hf in registry}
+    report = module_report(wasm, origin, {m: {n for (mm, n) in providers if mm == m} for (m, _) in providers})
+    if not report["valid"]:
+        return report
+    memories = read_memories(wasm, origin)
+    is64 = any(m.is64 for m in memories[:1])
+    imports, exports = describe_module(wasm)
+    names = [f"{m}.{n}" for (m, n) in providers]
+    entries = []
+    for imp in imports:
+        entry: dict[str, Any] = {
+            "import": f"{imp.module}.{imp.name}",
+            "kind": imp.kind,
+            "wasm": imp.describe(),
+        }
+        hf = providers.get((imp.module, imp.name))
+        if imp.kind == "memory":
+            entry["status"] = "created by the host"
+        elif imp.module == WASI_MODULE:
+            entry["status"] = "WASI preview 1 (wasmtime)" if not is64 else "WASI preview 1 is 32-bit only"
+        elif hf is None:
+            near = difflib.get_close_matches(entry["import"], names, n=3, cutoff=0.6)
+            entry["status"] = "missing"
+            entry["nearest"] = near
+            entry["hint"] = (
+                "no host function has that name: a host file that defines it is given with "
+                "--host FILE.py (a HostFunctions registry)"
+            )
+        else:
+            entry["provided_by"] = hf.qualname
+            try:
+                params, results = hf.wasm_signature(lambda ref: is64)
+            except LinkError as exc:
+                entry["status"] = f"host function cannot link: {exc}"
+            else:
+                entry["host_wasm"] = hf.describe(lambda ref: is64)
+                entry["c"] = c_prototype(hf, f"{hf.module.upper()}_IMPORT")
+                same = (params, results) == (list(imp.params), list(imp.results))
+                entry["status"] = "ok" if same else "signature differs from the host's"
+        entries.append(entry)
+    report["imports"] = entries
+    report["exports"] = [{"name": e.name, "kind": e.kind, "wasm": e.describe()} for e in exports]
+    report["tables"] = [e.describe() for e in [*imports, *exports] if e.kind == "table"]
+    return report
+
+
+def format_inspect(report: dict[str, Any]) -> str:
+    lines = [f"module {report['module']}:"]
+    if not report["valid"]:
+        return "\n".join(lines + [f"  {p}" for p in report["problems"]])
+    lines.append("  memories:")
+    for m in report["memories"]:
+        high = "no maximum" if m["max_bytes"] is None else f"max {format_bytes(m['max_bytes'])}"
+        lines.append(
+            f"    [{m['index']}] {m['index_type']} memory, min {format_bytes(m['min_bytes'])}, {high}"
+            + (", shared" if m["shared"] else "")
+            + (f", imported as {m['imported']}" if m["imported"] else "")
+            + (f", exported as {', '.join(m['exported'])}" if m["exported"] else "")
+        )
+    if not report["memories"]:
+        lines.append("    none")
+    lines.append(f"  tables: {'; '.join(report['tables']) or 'none'}")
+    lines.append(f"  uses: {', '.join(report['uses']) or 'no optional features'}")
+    lines.append(f"  imports ({len(report['imports'])}):")
+    for imp in report["imports"]:
+        lines.append(f"    {imp['wasm']}")
+        if "provided_by" in imp and "c" in imp:
+            lines.append(f"      <- {imp['provided_by']}: {imp['c']}")
+            if imp["status"] != "ok":
+                lines.append(f"      {imp['status']}: the host declares {imp['host_wasm']}")
+        elif imp["status"] == "missing":
+            near = f"; nearest: {', '.join(imp['nearest'])}" if imp["nearest"] else ""
+            lines.append(f"      missing{near}; {imp['hint']}")
+        else:
+            lines.append(f"      {imp['status']}")
+    lines.append(f"  exports ({len(report['exports'])}):")
+    lines += [f"    {e['wasm']}" for e in report["exports"]]
+    lines.append(f"  this host can run it: {'yes' if report['can_run'] else 'no'}")
+    lines += [f"    - {p}" for p in report["problems"]]
+    return "\n".join(lines)

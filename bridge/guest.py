@@ -345,7 +345,10 @@ class Guest:
                 names = [f"{m}.{n}" for (m, n) in providers]
                 near = difflib.get_close_matches(f"{imp.module}.{imp.name}", names, n=3, cutoff=0.6)
                 hint = f"; nearest: {', '.join(near)}" if near else ""
-                problems.append(f"guest imports `{wanted}` and no host function has that name{hint}")
+                problems.append(
+                    f"guest imports `{wanted}` and no host function has that name{hint} (host functions "
+                    "come from a host file: `--host FILE.py` on the command line, hosts=[...] in Python)"
+                )
                 continue
             if imp.kind != "func":
                 problems.append(f"guest imports `{wanted}`, but the host's `{hf.qualname}` is a function")
@@ -356,8 +359,12 @@ class Guest:
                 problems.append(f"host function `{hf.qualname}`: {exc}")
                 continue
             if params != list(imp.params) or results != list(imp.results):
+                from .cheader import c_prototype
+
                 problems.append(
-                    f"guest imports `{wanted}`, but the host declares `{hf.describe(self._pointer64)}`"
+                    f"guest imports `{wanted}`, but the host declares `{hf.describe(self._pointer64)}`, "
+                    f"which C declares as `{c_prototype(hf, 'IMPORT')}` (`bridge header --host FILE.py` "
+                    "writes the header)"
                 )
         if problems:
             raise LinkError(f"{self.module.origin}: cannot link:\n" + "\n".join(f"  - {p}" for p in problems))

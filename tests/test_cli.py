@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,91 @@ def test_readme_and_ci_agree() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     test_command = next(line for line in ci.splitlines() if line.startswith("python3 -m venv"))
     assert test_command in readme
+
+
+# --- the tool around the guests: version, inspect, header, guest arguments -------------------------
+
+
+def test_version() -> None:
+    import bridge
+    from bridge.cli import main
+
+    assert bridge.__version__ and bridge.__version__[0].isdigit()
+    ran = run_cli("--version")
+    assert ran.returncode == 0 and ran.stdout.strip() == f"bridge {bridge.__version__}"
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+
+
+MISSPELT = """(module
+  (import "env" "sum_i3" (func (param i32 i32) (result i64)))
+  (import "env" "reverse_i32" (func (param i32 i32 i32)))
+  (table (export "callbacks") 2 8 funcref)
+  (memory (export "memory") 1 4)
+  (func (export "_start")))
+"""
+
+
+def test_inspect_names_the_nearest_host_function_and_the_host_option(tmp_path: Path) -> None:
+    guest = tmp_path / "misspelt.wat"
+    guest.write_text(MISSPELT)
+    alone = run_cli("inspect", str(guest))
+    assert alone.returncode == 0, alone.stderr
+    assert "env.sum_i3 (i32, i32) -> i64" in alone.stdout and "--host FILE.py" in alone.stdout
+    assert "this host can run it: no" in alone.stdout
+    hosted = run_cli("inspect", str(guest), "--host", "examples/hello/host.py")
+    out = hosted.stdout
+    assert "missing; nearest: env.sum_i32, env.reverse_i32; no host function has that name" in out
+    # a satisfied import shows its host function and C prototype; tables and memories their limits
+    assert "<- env.reverse_i32: ENV_IMPORT(reverse_i32) void reverse_i32(const int32_t *src" in out
+    assert "callbacks (table, funcref, min 2, max 8)" in out
+    assert "[0] i32 memory, min 64 KiB, max 256 KiB, exported as memory" in out
+    as_json = run_cli("inspect", str(guest), "--host", "examples/hello/host.py", "--json")
+    report = json.loads(as_json.stdout)
+    first, second = report["imports"]
+    assert first["status"] == "missing" and first["nearest"][0] == "env.sum_i32"
+    assert second["status"] == "ok" and second["provided_by"] == "env.reverse_i32"
+    assert {"name": "_start", "kind": "func", "wasm": "_start () -> ()"} in report["exports"]
+
+
+def test_header_compiles_and_links_against_its_host(tmp_path: Path) -> None:
+    header = tmp_path / "hello_host.h"
+    written = run_cli("header", "--host", "examples/hello/host.py", "-o", str(header))
+    assert written.returncode == 0, written.stderr
+    source = tmp_path / "use.c"
+    source.write_text(
+        '#include <stdio.h>\n#include "hello_host.h"\n'
+        "int main(void) {\n"
+        "    int32_t xs[3] = {1, 2, 3}, ys[3];\n"
+        "    reverse_i32(xs, ys, 3);\n"
+        '    printf("%lld %d\\n", (long long)sum_i32(xs, 3), ys[0]);\n'
+        "    return 0;\n}\n"
+    )
+    for target in ("wasm32", "wasm64"):
+        wasm = tmp_path / f"use-{target}.wasm"
+        built = run_cli("build", str(source), "-o", str(wasm), "--target", target)
+        assert built.returncode == 0, built.stderr
+        ran = run_cli("run", str(wasm), "--host", "examples/hello/host.py")
+        assert (ran.returncode, ran.stdout) == (0, "6 3\n"), ran.stderr
+    missing = run_cli("header", "--host", str(tmp_path / "nothing.py"))
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+
+
+def test_guest_words_after_an_option_get_the_double_dash_hint() -> None:
+    ran = run_cli("run", "examples/hello", "--stats", "extra", "words")
+    assert ran.returncode == 2
+    assert "put the guest's arguments after --: bridge run GUEST [OPTIONS] -- extra words" in ran.stderr
+
+
+def test_link_error_hints_at_the_host_option_and_the_c_prototype(tmp_path: Path) -> None:
+    guest = tmp_path / "wrong.wat"
+    guest.write_text(
+        '(module (import "env" "reverse_i32" (func (param i32 i32))) (memory (export "memory") 1)'
+        ' (func (export "_start")))'
+    )
+    ran = run_cli("run", str(guest), "--host", "examples/hello/host.py")
+    assert ran.returncode == 1
+    assert "which C declares as `IMPORT(reverse_i32) void reverse_i32(const int32_t *src" in ran.stderr
+    bare = run_cli("run", str(guest))
+    assert "--host FILE.py" in bare.stderr

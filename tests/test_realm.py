@@ -366,3 +366,13 @@ def test_paris_takes_the_question_as_its_argument() -> None:
     ran = run_cli("run", "examples/paris", "--", "What is the capital of Italy?")
     assert ran.returncode == 0, ran.stderr
     assert "Rome" in ran.stdout
+
+
+@needs_smollm2
+def test_paris_asks_every_word_and_says_when_the_limit_cut_it() -> None:
+    ran = run_cli("run", "examples/paris", "--", "What", "is", "the", "capital", "of", "Italy?")
+    assert ran.returncode == 0, ran.stderr
+    assert "Rome" in ran.stdout and "stopped" not in ran.stderr
+    cut = run_cli("run", "examples/paris", "--", "-n", "3", "What is the capital of Italy?")
+    assert cut.returncode == 0 and cut.stdout == "The capital of\n"
+    assert "paris: [stopped after 3 tokens; -n N for more]" in cut.stderr

@@ -29,12 +29,14 @@ class ExternInfo:
     kind: str  # func, memory, table, global, tag
     params: tuple[str, ...] = ()
     results: tuple[str, ...] = ()
+    # a table's element type and limits (its maximum None when unbounded); a global's type and mutability
+    detail: str = ""
 
     def describe(self) -> str:
         where = f"{self.module}.{self.name}" if self.module else self.name
         if self.kind == "func":
             return f"{where} ({', '.join(self.params)}) -> {', '.join(self.results) or '()'}"
-        return f"{where} ({self.kind})"
+        return f"{where} ({self.kind}{', ' + self.detail if self.detail else ''})"
 
 
 def _kind(ty: object) -> str:
@@ -51,7 +53,14 @@ def _extern(module: str, name: str, ty: object) -> ExternInfo:
         return ExternInfo(
             module, name, "func", tuple(str(t) for t in ty.params), tuple(str(t) for t in ty.results)
         )
-    return ExternInfo(module, name, _kind(ty))
+    detail = ""
+    if isinstance(ty, wasmtime.TableType):
+        limits = ty.limits
+        high = "no maximum" if limits.max is None else f"max {limits.max}"
+        detail = f"{ty.element}, min {limits.min}, {high}"
+    elif isinstance(ty, wasmtime.GlobalType):
+        detail = f"{'mutable ' if ty.mutable else ''}{ty.content}"
+    return ExternInfo(module, name, _kind(ty), detail=detail)
 
 
 @dataclass

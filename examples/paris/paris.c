@@ -5,7 +5,10 @@
  * model's weights stay on the host; this guest's memory holds only token ids, one batch of hidden
  * states and one row of logits.
  *
- *   python -m bridge run examples/paris [-- "Your question?"]
+ *   python -m bridge run examples/paris [-- [-n N] Your question?]
+ *
+ * Every word after the options is part of the question; -n/--max-tokens caps the answer (default 64),
+ * and stderr says so when the cap cut it.
  */
 #include <realm.h>
 #include <stdio.h>
@@ -13,7 +16,7 @@
 #include <string.h>
 
 #define MODEL_NAME "smollm2"
-#define MAX_NEW_TOKENS 64
+#define DEFAULT_MAX_TOKENS 64
 
 static void fail(const char *what, int32_t code) {
     fprintf(stderr, "paris: %s failed with code %d\n", what, (int)code);
@@ -57,7 +60,28 @@ static uint32_t argmax(const float *x, uint32_t n) {
 }
 
 int main(int argc, char **argv) {
-    const char *question = argc > 1 ? argv[1] : "What is the capital of France?";
+    long max_tokens = DEFAULT_MAX_TOKENS;
+    int first_word = 1;
+    if (argc > 2 && (strcmp(argv[1], "-n") == 0 || strcmp(argv[1], "--max-tokens") == 0)) {
+        char *end;
+        max_tokens = strtol(argv[2], &end, 10);
+        if (*end || max_tokens < 1 || max_tokens > 1 << 20) {
+            fprintf(stderr, "paris: --max-tokens wants a count from 1 to %d, not %s\n", 1 << 20, argv[2]);
+            return 2;
+        }
+        first_word = 3;
+    }
+    /* every remaining word is the question */
+    const char *fallback = "What is the capital of France?";
+    size_t question_len = strlen(fallback);
+    for (int i = first_word; i < argc; i++) question_len += strlen(argv[i]) + 1;
+    char *question = malloc(question_len + 1);
+    if (!question) fail("malloc", 0);
+    strcpy(question, first_word < argc ? "" : fallback);
+    for (int i = first_word; i < argc; i++) {
+        if (i > first_word) strcat(question, " ");
+        strcat(question, argv[i]);
+    }
 
     int32_t model = realm_model_open(MODEL_NAME, strlen(MODEL_NAME));
     if (model < 0) fail("realm_model_open(\"" MODEL_NAME "\")", model);
@@ -81,8 +105,12 @@ int main(int argc, char **argv) {
     uint32_t *end_ids = tokenize(model, "<|im_end|>", &n_end);
     uint32_t im_end = n_end == 1 ? end_ids[0] : info.eos_id;
 
-    uint32_t n_ctx = (uint32_t)n_prompt + MAX_NEW_TOKENS;
-    if (n_ctx > info.n_ctx_train) n_ctx = info.n_ctx_train;
+    uint64_t want = (uint64_t)n_prompt + (uint64_t)max_tokens;
+    uint32_t n_ctx = want > info.n_ctx_train ? info.n_ctx_train : (uint32_t)want;
+    if ((uint32_t)n_prompt >= n_ctx) {
+        fprintf(stderr, "paris: the prompt's %d tokens fill the model's context of %u\n", (int)n_prompt, n_ctx);
+        return 1;
+    }
     int32_t ctx = realm_context_new(model, n_ctx);
     if (ctx < 0) fail("realm_context_new", ctx);
 
@@ -104,9 +132,14 @@ int main(int argc, char **argv) {
     unsigned char pending[256];
     size_t n_pending = 0;
     uint32_t position = (uint32_t)n_prompt;
-    for (int step = 0; step < MAX_NEW_TOKENS && position < n_ctx; step++) {
+    int ended = 0;
+    long step = 0;
+    for (; step < max_tokens && position < n_ctx; step++) {
         uint32_t token = argmax(logits, info.n_vocab);
-        if (token == info.eos_id || token == im_end) break;
+        if (token == info.eos_id || token == im_end) {
+            ended = 1;
+            break;
+        }
 
         int32_t len = realm_detokenize(model, &token, 1, (char *)pending + n_pending, sizeof pending - n_pending);
         if (len < 0) fail("realm_detokenize", len);
@@ -129,10 +162,12 @@ int main(int argc, char **argv) {
     }
     fwrite(pending, 1, n_pending, stdout);
     printf("\n");
+    if (!ended) fprintf(stderr, "paris: [stopped after %ld tokens; -n N for more]\n", step);
 
     realm_context_free(ctx);
     realm_model_close(model);
     free(prompt);
+    free(question);
     free(ids);
     free(end_ids);
     free(hidden);
