@@ -224,6 +224,18 @@ def _parser() -> argparse.ArgumentParser:
     header.add_argument("--guard", metavar="NAME", help="the include guard (default: from FILE.h's name)")
     header.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
+    trace_cmd = sub.add_parser("trace", help="read trace files", description="Read --trace files.")
+    trace_sub = trace_cmd.add_subparsers(dest="trace_command", metavar="WHAT", required=True)
+    summary = trace_sub.add_parser(
+        "summary",
+        help="time per host function",
+        description="Print calls, total and mean time per span name (host function, kernel) of a trace "
+        "file; with --png, also save a bar chart (needs the plot extra: matplotlib).",
+    )
+    summary.add_argument("file", metavar="FILE.json")
+    summary.add_argument("--png", metavar="OUT.png", help="save a bar chart of total time per name")
+    summary.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+
     serve = sub.add_parser(
         "serve",
         help="serve guests over HTTP to many tenants at once",
@@ -307,7 +319,14 @@ SERVE_DEFAULT_TIMEOUT = "60"
 
 
 def _guest_options(parser: argparse.ArgumentParser, *, serving: bool = False) -> None:
-    """The options `run` and `serve` share: host functions, models, kernels and limits."""
+    """The options `run` and `serve` share: host functions, models, kernels, limits and tracing."""
+    parser.add_argument(
+        "--trace",
+        metavar="FILE.json",
+        help="write a Chrome Trace Event file (Perfetto, chrome://tracing): a span per host call, with "
+        "its arguments and bytes, and the realm kernels inside"
+        + (", written at shutdown" if serving else ""),
+    )
     parser.add_argument(
         "--host",
         action="append",
@@ -619,6 +638,33 @@ def _run_guest(
     env: dict[str, str],
     stdin: str,
 ) -> int:
+    from . import trace
+
+    tracer = trace.Tracer() if args.trace else None
+    trace.activate(tracer)
+    if tracer is not None:
+        tracer.name_thread(f"guest {Path(args.guest).name}")
+    try:
+        return _run_traced(args, module, realm, models, hosts, limits, memory, dirs, env, stdin, tracer)
+    finally:
+        trace.activate(None)
+        if tracer is not None:
+            tracer.write(args.trace)
+
+
+def _run_traced(
+    args: argparse.Namespace,
+    module: Any,
+    realm: HostFunctions,
+    models: Any,
+    hosts: list[HostFunctions],
+    limits: Limits,
+    memory: HostMemory | None,
+    dirs: list[tuple[str, str, bool]],
+    env: dict[str, str],
+    stdin: str,
+    tracer: Any,
+) -> int:
     from .realm.abi import format_stats
 
     # User registries come last, so they can replace a realm function of the same name.
@@ -631,6 +677,7 @@ def _run_guest(
         stdin=stdin,
         memory=memory,
         limits=limits,
+        trace=tracer,
     ) as guest:
         code = 1
         try:
@@ -765,8 +812,17 @@ def _serve(args: argparse.Namespace) -> int:
     )
     # Running guests get until their own time limit (and a second) to finish at shutdown.
     grace = limits.timeout + GRACE_SECONDS if limits.timeout is not None else None
-    with sock:
-        serve(tenants, sock, preload=models.names(), grace=grace)
+    from . import trace
+
+    tenants.tracer = trace.Tracer() if args.trace else None
+    trace.activate(tenants.tracer)
+    try:
+        with sock:
+            serve(tenants, sock, preload=models.names(), grace=grace)
+    finally:
+        trace.activate(None)
+        if tenants.tracer is not None:
+            tenants.tracer.write(args.trace)
     return 0
 
 
@@ -831,6 +887,19 @@ def _header(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from . import trace
+
+    try:
+        rows = trace.summary(args.file)
+        print(trace.format_summary(rows))
+        if args.png:
+            trace.plot_summary(rows, args.png)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -947,6 +1016,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": _serve,
         "inspect": _inspect,
         "header": _header,
+        "trace": _trace,
     }
     _seam.reset_interrupt()
     previous = _install_sigint()

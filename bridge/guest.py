@@ -27,6 +27,7 @@ from .hints import In, MemoryRef, Out, i32, u32, usize
 from .host import Context, HostFunction, HostFunctions
 from .limits import HostMemory, Limits
 from .memory import GuestMemory
+from .trace import Tracer
 from .wasmfile import MemoryInfo, read_memories
 
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -179,6 +180,7 @@ class Guest:
     `limits` bounds the guest (see `bridge.Limits`: time, fuel, memories, tables, instances);
     `max_memory`, `timeout` and `fuel`, when given, override the same fields of `limits`. The time limit
     applies to each top-level `call` (and to instantiation); the fuel budget to the guest's whole life.
+    `trace` (a `bridge.trace.Tracer`) records each host call as a span.
 
     Raises ModuleError for an invalid module, LinkError when its imports cannot be satisfied, and
     ValueError for a limit out of range. Use it as a context manager, or call `close()`, to free its
@@ -201,7 +203,9 @@ class Guest:
         max_memory: int | None = None,
         timeout: float | None = None,
         fuel: int | None = None,
+        trace: Tracer | None = None,
     ) -> None:
+        self.tracer = trace  # each host call becomes a span in it (bridge.trace)
         overrides: dict[str, Any] = {"max_memory": max_memory, "timeout": timeout, "fuel": fuel}
         self.limits = dataclasses.replace(
             limits or Limits(), **{k: v for k, v in overrides.items() if v is not None}

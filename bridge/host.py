@@ -24,6 +24,7 @@ from .errors import BoundsError, DeclarationError, GuestTrap
 from .hints import Array, Count, MemoryRef, Pointer, Scalar, ScalarKind, Text
 from .limits import Limits
 from .memory import GuestMemory
+from .trace import Tracer
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,6 +96,9 @@ class GuestInstance(Protocol):
 
     def call(self, name: str, *args: Any) -> Any: ...
 
+    @property
+    def tracer(self) -> Tracer | None: ...
+
 
 class Context:
     """What a host function sees of the guest instance calling it.
@@ -109,6 +113,8 @@ class Context:
         self.state = state
         self.handles = Handles()
         self.function: str | None = None  # the host function being called, for error messages
+        self.tracer: Tracer | None = getattr(instance, "tracer", None)  # --trace: each call is a span
+        self.viewed = [0, 0]  # bytes viewed read-only and writable by `view` in this call (when traced)
         self._memories: dict[MemoryRef, GuestMemory] = {}
 
     @property
@@ -142,9 +148,12 @@ class Context:
 
         Raises BoundsError, naming the host function being called and `parameter`, when out of range.
         """
-        return self.memories(memory).view(
+        view = self.memories(memory).view(
             ptr, count, dtype, writable=writable, function=self.function, parameter=parameter
         )
+        if self.tracer is not None:  # the traced call reports the bytes its views spanned
+            self.viewed[1 if writable else 0] += view.nbytes
+        return view
 
     def call(self, export: str, *args: Any) -> Any:
         """Calls a function the guest exports (for example its allocator)."""
@@ -266,6 +275,8 @@ class HostFunction:
         readers: list[Callable[[Any], Any]] = []
         builders: list[Callable[[list[Any]], Any]] = []
         ranges: list[tuple[str, GuestMemory, int, int, Callable[[list[Any]], int], bool]] = []
+        scalar_slots: list[tuple[str, int]] = []  # for tracing: (name, slot) of each scalar
+        text_slots: list[int] = []  # for tracing: each text's pointer slot (its length follows)
         slot = 0
         fname = self.name
         for p in self.params:
@@ -274,6 +285,7 @@ class HostFunction:
                 continue
             if p.role == "scalar":
                 assert p.scalar is not None
+                scalar_slots.append((p.name, slot))
                 readers.append(_reader(slot, p.scalar, default_bits))
                 builders.append(_take(slot))
                 slot += 1
@@ -283,6 +295,7 @@ class HostFunction:
             if p.role == "pointer":
                 builders.append(_take(slot))
             elif p.role == "text":
+                text_slots.append(slot)
                 readers.append(_reader(slot + 1, "usize", mem.pointer_bits))
                 builders.append(_text_builder(mem, slot, fname, p.name))
                 slot += 1
@@ -310,7 +323,35 @@ class HostFunction:
                 check_overlap(v)
                 store_result(args, fn(*[build(v) for build in builders]))
 
-        return call
+        tracer = ctx.tracer
+        if tracer is None:
+            return call
+        # Traced: the call as one span, with its scalar arguments (handles, sizes, counts) and the bytes
+        # its views span: read-only arrays and texts in, writable arrays out.
+        spans = [(itemsize, count, writable) for _, _, _, itemsize, count, writable in ranges]
+
+        def traced(args: Any) -> None:
+            v = [read(args) for read in readers]
+            ctx.viewed = [0, 0]
+            start = tracer.now()
+            try:
+                call(args)
+            finally:
+                end = tracer.now()
+                sizes = [(count(v) * itemsize, writable) for itemsize, count, writable in spans]
+                viewed_in, viewed_out = ctx.viewed
+                tracer.span(
+                    fname,
+                    start,
+                    end,
+                    {name: v[s] for name, s in scalar_slots},
+                    bytes_in=viewed_in
+                    + sum(v[s + 1] for s in text_slots)
+                    + sum(n for n, w in sizes if not w),
+                    bytes_out=viewed_out + sum(n for n, w in sizes if w),
+                )
+
+        return traced
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Calls the Python function directly (host functions stay ordinary functions)."""

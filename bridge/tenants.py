@@ -31,6 +31,7 @@ from .guest import Guest, GuestModule
 from .host import HostFunctions
 from .limits import Limits
 from .realm.abi import ModelStore, RealmState, realm_functions
+from .trace import Tracer
 
 # Exit codes for runs that did not exit by themselves, as `bridge run` gives them.
 EXIT_TRAP, EXIT_TIMEOUT, EXIT_CANCELLED = 1, 124, 130
@@ -201,6 +202,7 @@ class Tenants:
         self.max_queue = max_queue
         self.max_output = max_output
         self.metrics = TenantMetrics(self.models)
+        self.tracer: Tracer | None = None  # set to trace every run's host calls (serve --trace)
         self._slots = threading.Semaphore(max_tenants)
         self._lock = threading.Lock()
         self._admitted = 0  # running or waiting for a slot
@@ -294,6 +296,8 @@ class Tenants:
         try:
             if stdin is not None:
                 stdin_file = _stdin_file(stdin)
+            if self.tracer is not None:
+                self.tracer.name_thread(f"tenant {name} #{threading.get_ident() % 10000}")
             guest = Guest(
                 module,
                 hosts=[self.realm, *self.hosts],
@@ -303,6 +307,7 @@ class Tenants:
                 stderr=err.write,
                 stdin=stdin_file or "null",
                 limits=self.limits,
+                trace=self.tracer,
             )
             found = guest.context(self.realm).state
             state = found if isinstance(found, RealmState) else None

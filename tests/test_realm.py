@@ -376,3 +376,42 @@ def test_paris_asks_every_word_and_says_when_the_limit_cut_it() -> None:
     cut = run_cli("run", "examples/paris", "--", "-n", "3", "What is the capital of Italy?")
     assert cut.returncode == 0 and cut.stdout == "The capital of\n"
     assert "paris: [stopped after 3 tokens; -n N for more]" in cut.stderr
+
+
+@needs_smollm2
+def test_trace_is_a_chrome_trace_event_file_with_kernels_inside_host_calls(tmp_path: Path) -> None:
+    """The schema Perfetto's JSON importer reads: traceEvents of complete ("X") and metadata ("M") events."""
+    path = tmp_path / "t.json"
+    ran = run_cli("run", "examples/paris", "--trace", str(path))
+    assert ran.returncode == 0, ran.stderr
+    doc = json.loads(path.read_text())
+    assert set(doc) >= {"traceEvents", "displayTimeUnit"} and doc["otherData"]["dropped_events"] == 0
+    events = doc["traceEvents"]
+    for e in events:
+        assert e["ph"] in ("X", "M") and isinstance(e["name"], str)
+        assert isinstance(e["pid"], int) and isinstance(e["tid"], int) and isinstance(e["args"], dict)
+        if e["ph"] == "X":
+            assert isinstance(e["ts"], float) and isinstance(e["dur"], float) and e["dur"] >= 0
+    calls = [e for e in events if e["ph"] == "X" and e["cat"] == "host"]
+    names = {e["name"] for e in calls}
+    assert {"realm_model_open", "realm_tokenize", "realm_forward_layer", "realm_compute_logits"} <= names
+    layer = next(e for e in calls if e["name"] == "realm_forward_layer")
+    # handles and sizes, never data: the scalars by name, and the bytes the views spanned
+    assert set(layer["args"]) == {"context", "layer", "n_tokens", "position", "bytes_in", "bytes_out"}
+    assert layer["args"]["bytes_out"] == layer["args"]["n_tokens"] * 576 * 4  # hidden (n, n_embd) f32
+    kernels = [e for e in events if e["ph"] == "X" and e["cat"] == "kernel"]
+    assert kernels and all(
+        any(
+            c["tid"] == k["tid"] and c["ts"] <= k["ts"] and k["ts"] + k["dur"] <= c["ts"] + c["dur"] + 1e-3
+            for c in calls
+        )
+        for k in kernels
+    )
+    threads = [e for e in events if e["name"] == "thread_name"]
+    assert threads and threads[0]["args"]["name"] == "guest paris"
+    summary = run_cli("trace", "summary", str(path))
+    assert summary.returncode == 0 and "realm_forward_layer" in summary.stdout and "240" in summary.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    refused = run_cli("trace", "summary", str(bad))
+    assert refused.returncode == 1 and "not a readable trace file" in refused.stderr

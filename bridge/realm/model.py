@@ -31,6 +31,7 @@ import jinja2
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import trace
 from . import chat, gguf_safe, native
 from .arch import ARCHITECTURES, LAYER_TENSORS, Arch
 from .batcher import Batcher
@@ -130,6 +131,7 @@ def matmul(x: F32, w: Tensor) -> F32:
     The numpy reference dequantizes a bounded block of w's rows at a time.
     """
     started = time.perf_counter()
+    tracer, begun = trace.ACTIVE, time.perf_counter_ns()
     try:
         if native.runs(w.qtype):
             return native.matmul(x, w.raw, w.qtype, w.rows, w.cols)
@@ -138,6 +140,10 @@ def matmul(x: F32, w: Tensor) -> F32:
         return _matmul_numpy(x, w)
     finally:
         KERNEL_TIME.seconds += time.perf_counter() - started
+        if tracer is not None:
+            tracer.span(
+                f"kernel {w.name}", begun, time.perf_counter_ns(), {"tokens": len(x)}, category="kernel"
+            )
 
 
 def _matmul_numpy(x: F32, w: Tensor) -> F32:
@@ -1095,11 +1101,20 @@ def _layer_batch(items: Sequence[tuple[KVContext, native.Layer, F32, int]]) -> N
     # As one sequence of all the tokens reaching the farthest position: enough for every sequence's part.
     scratch = first.pool.take(items[0][1].scratch_floats(n_total, max(end, max_end)))
     started = time.perf_counter()
+    tracer, begun = trace.ACTIVE, time.perf_counter_ns()
     try:
         native.forward_batch([(fused, x, position) for _, fused, x, position in items], scratch)
     finally:
         KERNEL_TIME.seconds += time.perf_counter() - started
         first.pool.give(scratch)
+        if tracer is not None:
+            tracer.span(
+                "kernel layer",
+                begun,
+                time.perf_counter_ns(),
+                {"tokens": n_total, "sequences": len(items)},
+                category="kernel",
+            )
 
 
 def _ahead_batch(items: Sequence[tuple[KVContext, F32, int, F32]]) -> None:
