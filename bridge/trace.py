@@ -8,13 +8,15 @@ test one module global.
 
 The events a file holds are bounded (MAX_EVENTS); past that they are counted, not kept.
 
->>> import json, tempfile, os
+>>> import json, tempfile
 >>> tracer = Tracer()
 >>> tracer.span("realm_tokenize", 1_000, 4_000, {"model": 1, "text_len": 5}, bytes_in=5, bytes_out=8)
->>> path = os.path.join(tempfile.mkdtemp(), "t.json")
+>>> path = Path(tempfile.mkdtemp()) / "t.json"
 >>> tracer.write(path)
->>> [e["name"] for e in json.load(open(path))["traceEvents"] if e["ph"] == "X"]
+>>> [e["name"] for e in json.loads(path.read_text())["traceEvents"] if e["ph"] == "X"]
 ['realm_tokenize']
+>>> summary(path)
+[('realm_tokenize', 1, 0.003, 0.003)]
 """
 
 from __future__ import annotations
