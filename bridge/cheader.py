@@ -124,3 +124,80 @@ def _ident(text: str) -> str:
     """text with every character that is not a letter, digit or underscore made an underscore."""
     ident = "".join(c if (c.isalnum() and c.isascii()) or c == "_" else "_" for c in text)
     return ident if not ident[:1].isdigit() else f"_{ident}"
+
+
+# --- Zig: the same declarations as `pub extern` functions ------------------------------------------
+
+_ZIG_SCALARS = {
+    "i32": "i32",
+    "u32": "u32",
+    "i64": "i64",
+    "u64": "u64",
+    "f32": "f32",
+    "f64": "f64",
+    "usize": "usize",
+}
+_ZIG_DTYPES = {
+    np.dtype(np.int8): "i8",
+    np.dtype(np.uint8): "u8",
+    np.dtype(np.int16): "i16",
+    np.dtype(np.uint16): "u16",
+    np.dtype(np.int32): "i32",
+    np.dtype(np.uint32): "u32",
+    np.dtype(np.int64): "i64",
+    np.dtype(np.uint64): "u64",
+    np.dtype(np.float32): "f32",
+    np.dtype(np.float64): "f64",
+}
+_ZIG_CTYPES = {"char": "u8", "float": "f32", "double": "f64", "void": "anyopaque"} | {
+    f"{s}int{b}_t": f"{(s and 'u') or 'i'}{b}" for s in ("", "u") for b in (8, 16, 32, 64)
+}
+
+
+def _zig_param(p: _Param, structs: dict[str, str]) -> str:
+    if p.role == "scalar":
+        assert p.scalar is not None
+        return f"{p.name}: {_ZIG_SCALARS[p.scalar]}"
+    if p.role == "text":
+        return f"{p.name}: [*]const u8, {p.name}_len: usize"
+    if p.role == "pointer":
+        ctype = p.pointer.ctype if isinstance(p.pointer, Pointer) and p.pointer.ctype else "void *"
+        const = ctype.startswith("const ")
+        base = ctype.removeprefix("const ").rstrip("* ").strip()
+        zig = structs.get(base) or _ZIG_CTYPES.get(base, "u8")
+        return f"{p.name}: [*]{'const ' if const else ''}{zig}"
+    assert p.array is not None and p.dtype is not None
+    if p.array.ctype in structs:
+        return f"{p.name}: *{'' if p.array.writable else 'const '}{structs[p.array.ctype]}"
+    base = _ZIG_CTYPES.get(p.array.ctype or "", "") or _ZIG_DTYPES.get(p.dtype, "u8")
+    return f"{p.name}: [*]{'' if p.array.writable else 'const '}{base}"
+
+
+def zig_extern(hf: HostFunction, structs: dict[str, str] | None = None) -> str:
+    """`pub extern "module" fn name(params) result;` for one host function; `structs` maps C struct
+    names (array ctypes) to Zig types.
+
+    >>> from bridge import HostFunctions, In, i64, usize
+    >>> from typing import Annotated
+    >>> from numpy.typing import NDArray
+    >>> host = HostFunctions()
+    >>> @host.function
+    ... def sum_i32(xs: Annotated[NDArray[np.int32], In("n")], n: usize) -> i64:
+    ...     return int(xs.sum())
+    >>> zig_extern(host["sum_i32"])
+    'pub extern "env" fn sum_i32(xs: [*]const i32, n: usize) i64;'
+    """
+    params = [_zig_param(p, structs or {}) for p in hf.params if p.role != "context"]
+    result = "void" if hf.result is None else _ZIG_SCALARS[hf.result]
+    return f'pub extern "{hf.module}" fn {hf.name}({", ".join(params)}) {result};'
+
+
+def render_zig(functions: Iterable[HostFunction], structs: dict[str, str] | None = None) -> str:
+    """Each function's docstring as a `///` comment, then its extern declaration."""
+    out = []
+    for hf in functions:
+        doc = (hf.fn.__doc__ or "").strip().splitlines()
+        if doc:
+            out.append(f"/// {doc[0].strip()}")
+        out.append(zig_extern(hf, structs))
+    return "\n".join(out)

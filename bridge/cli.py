@@ -467,14 +467,14 @@ def _resolve(guest: str, target: toolchain.Target) -> tuple[Path, str, list[Host
     hosts: list[HostFunctions] = []
     origin = str(path)
     if path.is_dir():
-        sources = sorted(path.glob("*.c"))
+        sources = sorted(path.glob("*.c")) or sorted(path.glob("*.zig"))
         if not sources:
-            raise UsageError(f"{path}: folder has no .c sources")
+            raise UsageError(f"{path}: folder has no .c or .zig sources")
         if (path / "host.py").is_file():
             hosts += _load_hosts(str(path / "host.py"))
         path = toolchain.build_cached(sources, target=target)
         origin += f" ({target} build)"
-    elif path.suffix == ".c":
+    elif path.suffix in (".c", ".zig"):
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
         path = toolchain.build_cached([path], target=target)

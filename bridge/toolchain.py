@@ -1,4 +1,4 @@
-"""Compiling C guests with the `ziglang` package's clang: no system compiler or wasm SDK needed.
+"""Compiling C and Zig guests with the `ziglang` package: no system compiler or wasm SDK needed.
 
 wasm32 guests link zig's WASI libc, so printf and malloc work. wasm64 guests are freestanding (WASI
 preview 1 is 32-bit only) and link bridge's small runtime from `guest/libc64` instead, which prints and
@@ -6,6 +6,9 @@ exits through the "bridge" imports; the same C source builds for both.
 
 Undefined functions become imports from module "env" (`--import-symbols`), so a typo in a host function
 name is reported by the link check at run time, with the nearest names, rather than as a linker error.
+
+A Zig guest is one root `.zig` file (its `pub fn main`), built for wasm32-wasi by `zig build-exe`; it may
+`@import("realm")`, the generated realm bindings in guest/zig/realm.zig. Zig guests are wasm32 only.
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ DEFAULT_STACK_SIZE = 1 << 20
 GUEST_DIR = Path(__file__).resolve().parent / "guest"
 INCLUDE_DIR = GUEST_DIR / "include"
 LIBC64_DIR = GUEST_DIR / "libc64"
+ZIG_DIR = GUEST_DIR / "zig"
+# `-O` levels as zig build-exe's modes
+_ZIG_MODES = {
+    "0": "Debug",
+    "1": "ReleaseSafe",
+    "2": "ReleaseFast",
+    "3": "ReleaseFast",
+    "s": "ReleaseSmall",
+    "z": "ReleaseSmall",
+}
 
 
 def _runtime_sources(target: Target) -> list[Path]:
@@ -63,6 +76,20 @@ def compiler_command(
     return cmd
 
 
+def zig_command(
+    source: Path, output: Path, *, opt: str = "2", stack_size: int = DEFAULT_STACK_SIZE
+) -> list[str]:
+    """The zig build-exe command line that builds the Zig guest `source` (its root file) into `output`."""
+    mode = _ZIG_MODES.get(opt)
+    if mode is None:
+        raise BuildError(f"optimisation level {opt!r} is not one of {', '.join(_ZIG_MODES)}")
+    module = ["-target", "wasm32-wasi", "-O", mode]  # zig takes these per module, before each -M
+    return [
+        sys.executable, "-m", "ziglang", "build-exe", *module, "--dep", "realm", f"-Mroot={source}",
+        *module, f"-Mrealm={ZIG_DIR / 'realm.zig'}", "--stack", str(stack_size), f"-femit-bin={output}",
+    ]  # fmt: skip
+
+
 def build(
     sources: Sequence[str | os.PathLike[str]],
     output: str | os.PathLike[str],
@@ -73,13 +100,15 @@ def build(
     defines: Sequence[str] = (),
     stack_size: int = DEFAULT_STACK_SIZE,
 ) -> Path:
-    """Compiles C `sources` into the module `output`, with a `stack_size`-byte stack.
+    """Compiles C `sources` (or one Zig root file) into the module `output`, with a `stack_size`-byte
+    stack.
 
-    Raises BuildError with the compiler's messages when compilation or linking fails.
+    Raises BuildError with the compiler's messages when compilation or linking fails, and for a Zig
+    guest given with other sources or for wasm64.
     """
     paths = [Path(s) for s in sources]
     if not paths:
-        raise BuildError("no C sources given")
+        raise BuildError("no sources given")
     for p in paths:
         if not p.is_file():
             raise BuildError(f"{p}: no such source file")
@@ -87,9 +116,23 @@ def build(
     out.parent.mkdir(parents=True, exist_ok=True)
     if stack_size <= 0 or stack_size % 16:
         raise BuildError(f"stack size {stack_size} must be a positive multiple of 16 bytes")
-    cmd = compiler_command(
-        paths, out, target=target, opt=opt, include_dirs=include_dirs, defines=defines, stack_size=stack_size
-    )
+    zig = [p for p in paths if p.suffix == ".zig"]
+    if zig:
+        if len(paths) != 1:
+            raise BuildError(f"a Zig guest is one root .zig file, not {', '.join(map(str, paths))}")
+        if target != "wasm32":
+            raise BuildError(f"{zig[0]}: Zig guests build for wasm32 only (wasm32-wasi), not {target}")
+        cmd = zig_command(zig[0], out, opt=opt, stack_size=stack_size)
+    else:
+        cmd = compiler_command(
+            paths,
+            out,
+            target=target,
+            opt=opt,
+            include_dirs=include_dirs,
+            defines=defines,
+            stack_size=stack_size,
+        )
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except OSError as exc:
@@ -131,7 +174,7 @@ def build_cached(
     inputs = set(paths)
     for p in paths:
         inputs.update(p.parent.glob("*.h"))
-    for d in [INCLUDE_DIR, LIBC64_DIR] if target == "wasm64" else [INCLUDE_DIR]:
+    for d in [INCLUDE_DIR, LIBC64_DIR] if target == "wasm64" else [INCLUDE_DIR, ZIG_DIR]:
         inputs.update(f for f in d.rglob("*") if f.is_file())
     for f in sorted(inputs):
         if not f.is_file():

@@ -280,3 +280,8 @@ def test_link_error_hints_at_the_host_option_and_the_c_prototype(tmp_path: Path)
     assert "which C declares as `IMPORT(reverse_i32) void reverse_i32(const int32_t *src" in ran.stderr
     bare = run_cli("run", str(guest))
     assert "--host FILE.py" in bare.stderr
+
+
+def test_the_wat_example_runs_against_the_hello_host() -> None:
+    ran = run_cli("run", "examples/hello-wat/hello.wat", "--host", "examples/hello/host.py")
+    assert (ran.returncode, ran.stdout) == (0, "sum of 1..10 = 55\n"), ran.stderr

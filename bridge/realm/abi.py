@@ -282,8 +282,9 @@ def realm_functions(
     def realm_model_name(
         ctx: Context, index: u32, out: Annotated[Bytes, Out("out_cap", ctype="char")], out_cap: usize
     ) -> i32:
-        """The name of the index-th model the host offers (`--model` order) -> bytes (no NUL); REALM_ENOENT
-        past the last. For a guest that runs whichever model it is given. (ABI 1.2)"""
+        """The index-th offered model's name (`--model` order) -> bytes (no NUL); ENOENT past the last.
+
+        For a guest that runs whichever model it is given. (ABI 1.2)"""
         names = models.names()
         if index >= len(names):
             return ENOENT

@@ -1,7 +1,8 @@
-"""Generates guest/include/realm.h from the realm host function declarations.
+"""Generates the realm ABI's guest bindings from the realm host function declarations: the C header
+guest/include/realm.h and the Zig module guest/zig/realm.zig.
 
-python -m bridge.realm.header            # rewrite guest/include/realm.h
-python -m bridge.realm.header --check    # exit 1 if it is out of date
+python -m bridge.realm.header            # rewrite both
+python -m bridge.realm.header --check    # exit 1 if either is out of date
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cheader import render_prototypes
-from ..toolchain import INCLUDE_DIR
+from ..cheader import render_prototypes, render_zig
+from ..toolchain import INCLUDE_DIR, ZIG_DIR
 from .abi import ABI_MINOR_VERSION, ABI_VERSION, ERROR_CODES, MODEL_INFO_FIELDS, ModelStore, realm_functions
 
 HEADER_PATH = INCLUDE_DIR / "realm.h"
+ZIG_PATH = ZIG_DIR / "realm.zig"
 
 
 def render() -> str:
@@ -54,19 +56,46 @@ typedef struct {{
 """
 
 
+def render_zig_module() -> str:
+    """guest/zig/realm.zig: the same functions, codes and struct for Zig guests (`@import("realm")`)."""
+    registry = realm_functions(ModelStore())
+    fields = "\n".join(f"    {name}: u32," for name in MODEL_INFO_FIELDS)
+    errors = "\n".join(f"pub const {name}: i32 = {code};" for name, code in ERROR_CODES.items())
+    version = f"{ABI_VERSION}.{ABI_MINOR_VERSION}"
+    return f"""//! realm.zig: the realm ABI, version {version}, for Zig wasm guests that run LLMs on the host.
+//!
+//! GENERATED from bridge/realm/abi.py by `python -m bridge.realm.header`; do not edit. The same
+//! declarations as realm.h: every function returns i32, a negative value being one of the REALM_E*
+//! codes; functions with variable-size output return the size they need and write only when it fits.
+
+pub const REALM_ABI_VERSION: i32 = {ABI_VERSION};
+pub const REALM_ABI_MINOR_VERSION: i32 = {ABI_MINOR_VERSION};
+{errors}
+
+/// All u32, in this order; later versions may append fields.
+pub const ModelInfo = extern struct {{
+{fields}
+}};
+
+{render_zig(registry, {"realm_model_info": "ModelInfo"})}
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bridge.realm.header", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the header is out of date")
     args = parser.parse_args(argv)
-    text = render()
-    current = HEADER_PATH.read_text() if HEADER_PATH.exists() else ""
-    if args.check:
-        if current != text:
-            print(f"{HEADER_PATH} is out of date; run python -m bridge.realm.header", file=sys.stderr)
-            return 1
-        return 0
-    Path(HEADER_PATH).write_text(text)
-    return 0
+    stale = 0
+    for path, text in ((HEADER_PATH, render()), (ZIG_PATH, render_zig_module())):
+        current = path.read_text() if path.exists() else ""
+        if args.check:
+            if current != text:
+                print(f"{path} is out of date; run python -m bridge.realm.header", file=sys.stderr)
+                stale = 1
+            continue
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    return stale
 
 
 if __name__ == "__main__":

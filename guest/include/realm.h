@@ -37,7 +37,7 @@ typedef struct {
 
 /* Opens a model the host offers -> model handle (REALM_ENOMEM with 256 handles open). */
 REALM_IMPORT(realm_model_open) int32_t realm_model_open(const char *name, size_t name_len);
-/* The name of the index-th model the host offers (`--model` order) -> bytes (no NUL); REALM_ENOENT */
+/* The index-th offered model's name (`--model` order) -> bytes (no NUL); ENOENT past the last. */
 REALM_IMPORT(realm_model_name) int32_t realm_model_name(uint32_t index, char *out, size_t out_cap);
 /* Fills a realm_model_info -> sizeof(realm_model_info). */
 REALM_IMPORT(realm_model_info_get) int32_t realm_model_info_get(int32_t model, realm_model_info *out, size_t out_size);
