@@ -472,16 +472,20 @@ def _resolve(guest: str, target: toolchain.Target) -> tuple[Path, str, list[Host
             raise UsageError(f"{path}: folder has no .c or .zig sources")
         if (path / "host.py").is_file():
             hosts += _load_hosts(str(path / "host.py"))
-        path = toolchain.build_cached(sources, target=target)
+        path = toolchain.build_cached(sources, target=target, announce=_announce)
         origin += f" ({target} build)"
     elif path.suffix in (".c", ".zig"):
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-        path = toolchain.build_cached([path], target=target)
+        path = toolchain.build_cached([path], target=target, announce=_announce)
         origin += f" ({target} build)"
     elif not path.exists():
         raise UsageError(f"{path}: no such file or folder")
     return path, origin, hosts
+
+
+def _announce(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
 
 def _parse_dir(spec: str) -> tuple[str, str, bool]:

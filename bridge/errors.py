@@ -80,6 +80,11 @@ class BoundsError(GuestTrap):
         self.memory_size = memory_size
 
 
+class ResultError(TypeError):
+    """A host function returned a value its declared result type cannot carry (reported as such, not as
+    if the function had raised)."""
+
+
 class HostError(GuestTrap):
     """A host function raised a Python exception, which trapped the guest.
 
@@ -89,7 +94,10 @@ class HostError(GuestTrap):
     def __init__(self, function: str, original: BaseException) -> None:
         detail = str(original)
         name = type(original).__name__
-        super().__init__(f"host function `{function}` raised {name}" + (f": {detail}" if detail else ""))
+        if isinstance(original, ResultError):  # the function returned, with a value its declaration refuses
+            super().__init__(f"host function `{function}` returned a wrong value: {detail}")
+        else:
+            super().__init__(f"host function `{function}` raised {name}" + (f": {detail}" if detail else ""))
         self.function = function
         self.original = original
         self.__cause__ = original

@@ -16,7 +16,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -170,7 +170,8 @@ class Guest:
     """One instance of a guest module in its own store.
 
     `argv[0]` is the program name the guest sees. `stdout`/`stderr` are file paths to write the guest's
-    output to, or functions called with each write's bytes (default: this process's). `stdin` is "null"
+    output to, file-like objects (binary or text: io.BytesIO, io.StringIO, an open file), or functions
+    called with each write's bytes (default: this process's). `stdin` is "null"
     (the default: reads see end of file), "inherit" (this process's stdin; True means the same) or a
     file path. `dirs` maps host directories to
     guest paths, as (host, guest) or (host, guest, read_only); the guest sees no file system beyond
@@ -195,8 +196,8 @@ class Guest:
         argv: Sequence[str] = ("guest",),
         env: Mapping[str, str] | None = None,
         dirs: Sequence[Dir] = (),
-        stdout: str | os.PathLike[str] | Sink | None = None,
-        stderr: str | os.PathLike[str] | Sink | None = None,
+        stdout: str | os.PathLike[str] | Sink | IO[Any] | None = None,
+        stderr: str | os.PathLike[str] | Sink | IO[Any] | None = None,
         stdin: bool | str = "null",
         memory: HostMemory | None = None,
         limits: Limits | None = None,
@@ -235,8 +236,8 @@ class Guest:
         hosts: Sequence[HostFunctions],
         env: Mapping[str, str],
         dirs: Sequence[Dir],
-        stdout: str | os.PathLike[str] | Sink | None,
-        stderr: str | os.PathLike[str] | Sink | None,
+        stdout: str | os.PathLike[str] | Sink | IO[Any] | None,
+        stderr: str | os.PathLike[str] | Sink | IO[Any] | None,
         stdin: bool | str,
         memory: HostMemory | None,
     ) -> None:
@@ -246,6 +247,8 @@ class Guest:
         runtime = _Runtime(self.argv)
         sinks: dict[int, str | None] = {}
         for fd, target in ((1, stdout), (2, stderr)):
+            if not callable(target) and hasattr(target, "write"):  # a file-like object: io.BytesIO, StringIO...
+                target = _file_writer(target)
             if callable(target):
                 # WASI writes into a pipe that a thread of ours drains into `target`: wasmtime never calls
                 # Python from its own threads (which cannot take the GIL once the interpreter exits).
@@ -499,6 +502,18 @@ class Guest:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _file_writer(stream: Any) -> Sink:
+    """A sink writing into a file-like object: bytes to a binary one, UTF-8 text to a text one."""
+
+    def write(data: bytes) -> None:
+        try:
+            stream.write(data)
+        except TypeError:  # a text stream
+            stream.write(data.decode("utf-8", "replace"))
+
+    return write
 
 
 def _binder(hf: HostFunction, ctx: Context) -> Any:

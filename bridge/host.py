@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 
-from .errors import BoundsError, DeclarationError, GuestTrap
+from .errors import BoundsError, DeclarationError, GuestTrap, ResultError
 from .hints import Array, Count, MemoryRef, Pointer, Scalar, ScalarKind, Text
 from .limits import Limits
 from .memory import GuestMemory
@@ -460,13 +460,15 @@ def _result_writer(kind: ScalarKind | None, function: str, pointer_bits: int) ->
 
         def store_none(args: Any, result: Any) -> None:
             if result is not None:
-                raise TypeError(f"`{function}` is declared to return nothing but returned {result!r}")
+                raise ResultError(f"it is declared to return nothing, but returned {_shown(result)}")
 
         return store_none
     if kind in ("f32", "f64"):
         float_field = kind
 
         def store_float(args: Any, result: Any) -> None:
+            if isinstance(result, (str, bytes)) or not hasattr(result, "__float__"):
+                raise ResultError(f"it is declared to return {float_field}, but returned {_shown(result)}")
             setattr(args[0], float_field, float(result))
 
         return store_float
@@ -477,13 +479,21 @@ def _result_writer(kind: ScalarKind | None, function: str, pointer_bits: int) ->
     half = 1 << (bits - 1)
 
     def store_int(args: Any, result: Any) -> None:
+        if isinstance(result, (bool, float, str, bytes)) or not hasattr(result, "__index__"):
+            raise ResultError(f"it is declared to return {kind}, but returned {_shown(result)}")
         value = int(result)
         if not lo <= value < hi:
-            raise OverflowError(f"`{function}` returned {value}, which is not a {kind}")
+            raise ResultError(f"it returned {value}, outside the range of its declared {kind}")
         # The raw slot is signed; unsigned values at or above 2**(bits-1) wrap, as wasm sees them.
         setattr(args[0], int_field, value - wrap if value >= half else value)
 
     return store_int
+
+
+def _shown(value: Any) -> str:
+    """A returned value for a message: its type, and its repr cut short."""
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 _ALLOWED_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Mod)

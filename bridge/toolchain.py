@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -140,8 +140,15 @@ def build(
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise BuildError(f"compiling {', '.join(map(str, paths))} for {target} failed:\n{detail}")
+    wasm = out.read_bytes()
+    if not zig and b"undefined_weak:main" in wasm:  # the C start code's weak reference found no main
+        out.unlink()
+        raise BuildError(
+            f"{', '.join(map(str, paths))}: no `main` function; a C guest needs `int main(void)` or "
+            "`int main(int argc, char **argv)` (for a library of exports, build it as a reactor yourself)"
+        )
     # Keep the name section (function names in wasm backtraces) but drop DWARF.
-    out.write_bytes(strip_debug_sections(out.read_bytes(), str(out)))
+    out.write_bytes(strip_debug_sections(wasm, str(out)))
     return out
 
 
@@ -161,11 +168,13 @@ def build_cached(
     include_dirs: Sequence[str] = (),
     defines: Sequence[str] = (),
     stack_size: int = DEFAULT_STACK_SIZE,
+    announce: Callable[[str], None] | None = None,
 ) -> Path:
     """Like `build`, into the cache, keyed by the content of everything that goes into the build.
 
     The key covers the sources, the headers beside them, bridge's guest headers and runtime, the
-    options and the zig version. Raises BuildError as `build` does.
+    options and the zig version. `announce` is told, before a build that is not cached, what is being
+    built (`bridge run` prints it: a first build takes a while). Raises BuildError as `build` does.
     """
     paths = [Path(s) for s in sources]
     h = hashlib.sha256()
@@ -184,6 +193,8 @@ def build_cached(
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    if announce is not None:
+        announce(f"building {', '.join(p.name for p in paths)} for {target} (cached for next time)...")
     # Build beside the cache entry, then rename, so a concurrent or interrupted build never leaves
     # a half-written module under the final name.
     fd, tmp = tempfile.mkstemp(suffix=".wasm", dir=out.parent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,8 @@ def test_args_stderr_and_exit_code(target: str) -> None:
     ran = run_cli("run", str(GUESTS / "args.c"), "--target", target, "--", "one", "two words", "--three")
     assert ran.returncode == 3
     assert ran.stdout == "arg 1: one\narg 2: two words\narg 3: --three\n"
-    assert ran.stderr == "to stderr\n"
+    # (a first run of the source also says it is building it)
+    assert re.sub(r"^bridge: building .*\n", "", ran.stderr) == "to stderr\n"
 
 
 def test_no_file_system_unless_granted(tmp_path: Path) -> None:
@@ -285,3 +287,25 @@ def test_link_error_hints_at_the_host_option_and_the_c_prototype(tmp_path: Path)
 def test_the_wat_example_runs_against_the_hello_host() -> None:
     ran = run_cli("run", "examples/hello-wat/hello.wat", "--host", "examples/hello/host.py")
     assert (ran.returncode, ran.stdout) == (0, "sum of 1..10 = 55\n"), ran.stderr
+
+
+def test_run_says_when_it_builds_a_guest(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, BRIDGE_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "bridge", "run", "examples/hello"]
+    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert first.returncode == 0 and "bridge: building hello.c for wasm32" in first.stderr
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert again.returncode == 0 and "building" not in again.stderr  # cached
+
+
+def test_a_c_guest_without_main_is_a_build_error(tmp_path: Path) -> None:
+    source = tmp_path / "nomain.c"
+    source.write_text("int helper(int x) { return x + 1; }\n")
+    for target in ("wasm32", "wasm64"):
+        built = run_cli("build", str(source), "-o", str(tmp_path / "x.wasm"), "--target", target)
+        assert built.returncode == 1 and "no `main` function" in built.stderr, built.stderr
+        assert not (tmp_path / "x.wasm").exists()

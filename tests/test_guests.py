@@ -78,3 +78,24 @@ WASM64_PROBE: dict[str, Guest] = {}
 def test_build_rejects_an_unknown_target(tmp_path: object) -> None:
     with pytest.raises(BuildError, match="unknown target"):
         toolchain.build([GUESTS / "probe.c"], "out.wasm", target="wasm16")  # type: ignore[arg-type]
+
+
+def test_output_into_file_like_objects() -> None:
+    """stdout and stderr may be binary or text file-like objects, as well as paths and functions."""
+    import io
+    import runpy
+
+    from bridge import toolchain
+
+    from .conftest import ROOT
+
+    hello = runpy.run_path(str(ROOT / "examples" / "hello" / "host.py"))["host"]
+    wasm = toolchain.build_cached([ROOT / "examples" / "hello" / "hello.c"])
+    binary, text = io.BytesIO(), io.StringIO()
+    with Guest(wasm, hosts=[hello], stdout=binary, stderr=text) as guest:
+        assert guest.run() == 0
+    assert binary.getvalue() == b"sum of 1..10 = 55\nreversed: 10 9 8 7 6 5 4 3 2 1\n"
+    assert text.getvalue() == ""
+    with Guest(wasm, hosts=[hello], stdout=text) as guest:
+        guest.run()
+    assert text.getvalue().startswith("sum of 1..10 = 55\n")

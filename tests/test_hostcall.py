@@ -241,11 +241,32 @@ def test_bad_results_trap() -> None:
     def negative() -> u32:
         return -1
 
-    g = Guest(forwarding_guest({"too_big": ([], ["i32"]), "negative": ([], ["i32"])}), hosts=[host])
-    with pytest.raises(HostError, match="returned 2147483648, which is not a i32"):
+    @host.function
+    def text() -> i32:
+        return "7"  # type: ignore[return-value]
+
+    @host.function
+    def something() -> None:
+        return 3  # type: ignore[return-value]
+
+    signatures: dict[str, tuple[list[str], list[str]]] = {
+        "too_big": ([], ["i32"]),
+        "negative": ([], ["i32"]),
+        "text": ([], ["i32"]),
+        "something": ([], []),
+    }
+    g = Guest(forwarding_guest(signatures), hosts=[host])
+    # reported as a wrong result, not as if the function had raised
+    with pytest.raises(HostError, match=r"`too_big` returned a wrong value: it returned 2147483648, outside"):
         g.call("call_too_big")
-    with pytest.raises(HostError, match="returned -1, which is not a u32"):
+    with pytest.raises(HostError, match="returned -1, outside the range of its declared u32"):
         g.call("call_negative")
+    with pytest.raises(
+        HostError, match=r"`text` returned a wrong value: it is declared to return i32, but returned str '7'"
+    ):
+        g.call("call_text")
+    with pytest.raises(HostError, match="declared to return nothing, but returned int 3"):
+        g.call("call_something")
 
 
 def test_growth_during_a_host_call_keeps_views_valid() -> None:
