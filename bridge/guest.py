@@ -247,7 +247,7 @@ class Guest:
         runtime = _Runtime(self.argv)
         sinks: dict[int, str | None] = {}
         for fd, target in ((1, stdout), (2, stderr)):
-            if not callable(target) and hasattr(target, "write"):  # a file-like object: io.BytesIO, StringIO...
+            if not callable(target) and hasattr(target, "write"):  # file-like: io.BytesIO, io.StringIO...
                 target = _file_writer(target)
             if callable(target):
                 # WASI writes into a pipe that a thread of ours drains into `target`: wasmtime never calls
