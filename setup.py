@@ -18,4 +18,10 @@ class BuildNative(build_ext):
             ) from exc
 
 
-setup(cffi_modules=["bridge/realm/native/_build.py:ffibuilder"], cmdclass={"build_ext": BuildNative})
+# The extension uses only the stable ABI (it is built as _native.abi3.so), so one wheel serves every
+# CPython from 3.10 on: tag it so.
+setup(
+    cffi_modules=["bridge/realm/native/_build.py:ffibuilder"],
+    cmdclass={"build_ext": BuildNative},
+    options={"bdist_wheel": {"py_limited_api": "cp310"}},
+)

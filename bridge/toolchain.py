@@ -141,7 +141,10 @@ def build(
         detail = (proc.stderr or proc.stdout).strip()
         raise BuildError(f"compiling {', '.join(map(str, paths))} for {target} failed:\n{detail}")
     wasm = out.read_bytes()
-    if not zig and b"undefined_weak:main" in wasm:  # the C start code's weak reference found no main
+    # The C start code's weak reference to main found none: wasi-libc's one stub, or both of the wasm64
+    # runtime's (it takes main under either of two names, so one stub is there even with a main).
+    missing = wasm.count(b"undefined_weak:main") >= (1 if target == "wasm32" else 2)
+    if not zig and missing:
         out.unlink()
         raise BuildError(
             f"{', '.join(map(str, paths))}: no `main` function; a C guest needs `int main(void)` or "
