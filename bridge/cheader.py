@@ -70,9 +70,17 @@ def render_prototypes(functions: Iterable[HostFunction], import_macro: str = "BR
     return "\n".join(out)
 
 
-def render_header(registry: HostFunctions | Sequence[HostFunctions], guard: str) -> str:
+def render_header(
+    registry: HostFunctions | Sequence[HostFunctions],
+    guard: str,
+    *,
+    macro: str | None = None,
+    preamble: str = "",
+    declarations: str = "",
+) -> str:
     """A self-contained header declaring every function of `registry` (or of each registry given) as
-    an import: one `GUARD_IMPORT` macro per import module, then the prototypes.
+    an import: one `GUARD_IMPORT` macro (or `macro`) per import module, then the prototypes. `preamble`
+    (a comment) goes first; `declarations` (constants, structs) after the includes.
 
     >>> from bridge import HostFunctions, u32
     >>> host = HostFunctions()
@@ -97,8 +105,12 @@ def render_header(registry: HostFunctions | Sequence[HostFunctions], guard: str)
     """
     registries = [registry] if isinstance(registry, HostFunctions) else list(registry)
     modules = sorted({r.module for r in registries})
-    macros = {m: f"{guard}_IMPORT" if len(modules) == 1 else f"{guard}_{_ident(m)}_IMPORT" for m in modules}
-    lines = [f"#ifndef {guard}", f"#define {guard}", "", "#include <stddef.h>", "#include <stdint.h>", ""]
+    base = macro or f"{guard}_IMPORT"
+    macros = {m: base if len(modules) == 1 else f"{base}_{_ident(m).upper()}" for m in modules}
+    lines = [preamble] if preamble else []
+    lines += [f"#ifndef {guard}", f"#define {guard}", "", "#include <stddef.h>", "#include <stdint.h>", ""]
+    if declarations:
+        lines += [declarations, ""]
     lines += [
         f'#define {macro}(name) __attribute__((import_module("{m}"), import_name(#name)))'
         for m, macro in macros.items()

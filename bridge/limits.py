@@ -69,10 +69,21 @@ def parse_seconds(text: str) -> float:
     return seconds
 
 
-def format_bytes(n: int) -> str:
+def format_bytes(n: int, *, exact: bool = False) -> str:
+    """A byte count for people: in the largest binary unit it fills, when that unit shows it exactly to
+    the thousandth; with `exact`, always the bytes, with that unit beside them.
+
+    >>> format_bytes(65536), format_bytes(1536 << 20), format_bytes(1000)
+    ('64 KiB', '1.5 GiB', '1000 bytes')
+    >>> format_bytes(100_000, exact=True)
+    '100000 bytes (97.6562 KiB)'
+    """
     for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift and n % (1 << (shift - 10)) == 0:
-            return f"{n / (1 << shift):g} {unit}"
+        if n >= 1 << shift:
+            if exact:
+                return f"{n} bytes ({n / (1 << shift):.6g} {unit})"
+            if n % (1 << (shift - 10)) == 0:
+                return f"{n / (1 << shift):g} {unit}"
     return f"{n} bytes"
 
 

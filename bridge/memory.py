@@ -20,19 +20,12 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import BoundsError
+from .limits import format_bytes
 
 if TYPE_CHECKING:
     from ._seam import MemoryAccess
 
 _U8 = np.dtype(np.uint8)
-
-
-def format_size(n: int) -> str:
-    """A byte count for messages: exact bytes, with a readable unit beside it."""
-    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if n >= 1 << shift:
-            return f"{n} bytes ({n / (1 << shift):.6g} {unit})"
-    return f"{n} bytes"
 
 
 def _zero() -> int:
@@ -132,7 +125,7 @@ class GuestMemory:
         what = f"negative element count {count}" if count < 0 else "range is outside guest memory"
         message = (
             f"{where}{what}: pointer {ptr:#x}, length {nbytes} bytes, "
-            f"but memory `{self.name}` is {format_size(size)}"
+            f"but memory `{self.name}` is {format_bytes(size, exact=True)}"
         )
         return BoundsError(
             message, function=function, parameter=parameter, pointer=ptr, length=nbytes, memory_size=size

@@ -16,6 +16,7 @@ and a guest can open only the models the host was given (`ModelStore`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import threading
@@ -43,7 +44,7 @@ from .model import (
     ModelError,
     RealmError,
 )
-from .pool import TierStats
+from .pool import TierStats, format_tiers
 from .store import DEFAULT_MODEL, ModelStore, packaged_model_path
 
 ABI_VERSION = 1
@@ -134,19 +135,14 @@ class RealmState:
 
     def pool_summary(self) -> str:
         """The scratch pools' counters, summed over this instance's contexts, freed ones included."""
-        totals: dict[str, list[float]] = {
-            tier: [s.hits, s.misses, s.bytes_reused] for tier, s in self.freed_pools.items()
-        }
+        totals = {tier: dataclasses.replace(s) for tier, s in self.freed_pools.items()}
         for kv in self.contexts.values():
             for tier, s in kv.pool.stats.items():
-                t = totals.setdefault(tier, [0, 0, 0.0])
-                t[0] += s.hits
-                t[1] += s.misses
-                t[2] += s.bytes_reused
-        return "; ".join(
-            f"{tier} {h:.0f} hits/{m:.0f} misses, {b / 2**20:.1f} MiB reused"
-            for tier, (h, m, b) in totals.items()
-        )
+                t = totals.setdefault(tier, TierStats())
+                t.hits += s.hits
+                t.misses += s.misses
+                t.bytes_reused += s.bytes_reused
+        return format_tiers(totals)
 
 
 def _state(ctx: Context) -> RealmState:

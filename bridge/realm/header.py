@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cheader import render_prototypes, render_zig
+from ..cheader import render_header, render_zig
 from ..toolchain import INCLUDE_DIR, ZIG_DIR
 from .abi import ABI_MINOR_VERSION, ABI_VERSION, ERROR_CODES, MODEL_INFO_FIELDS, ModelStore, realm_functions
 
@@ -24,7 +24,7 @@ def render() -> str:
     fields = "\n".join(f"    uint32_t {name};" for name in MODEL_INFO_FIELDS)
     errors = "\n".join(f"#define {name} ({code})" for name, code in ERROR_CODES.items())
     version = f"{ABI_VERSION}.{ABI_MINOR_VERSION}"
-    return f"""/* realm.h: the realm ABI, version {version}, for wasm guests that run LLMs on the host.
+    preamble = f"""/* realm.h: the realm ABI, version {version}, for wasm guests that run LLMs on the host.
  *
  * GENERATED from bridge/realm/abi.py by `python -m bridge.realm.header`; do not edit.
  *
@@ -32,28 +32,18 @@ def render() -> str:
  * guest's pointer width (u32 on wasm32, u64 on wasm64). Functions with variable-size output return
  * the size they need and write only when it fits the capacity given. A pointer range outside the
  * guest's memory is not an error code: the host traps the guest.
- */
-#ifndef REALM_H
-#define REALM_H
-
-#include <stddef.h>
-#include <stdint.h>
-
-#define REALM_ABI_VERSION {ABI_VERSION}
+ */"""
+    declarations = f"""#define REALM_ABI_VERSION {ABI_VERSION}
 #define REALM_ABI_MINOR_VERSION {ABI_MINOR_VERSION} /* 1: realm_chat_apply; 2: realm_model_name */
 {errors}
 
 /* All u32, in this order; later versions may append fields. */
 typedef struct {{
 {fields}
-}} realm_model_info;
-
-#define REALM_IMPORT(name) __attribute__((import_module("env"), import_name(#name)))
-
-{render_prototypes(registry, "REALM_IMPORT")}
-
-#endif /* REALM_H */
-"""
+}} realm_model_info;"""
+    return render_header(
+        registry, "REALM_H", macro="REALM_IMPORT", preamble=preamble, declarations=declarations
+    )
 
 
 def render_zig_module() -> str:

@@ -10,6 +10,7 @@ dropping the least recently returned buffers first; `clear` drops them all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,8 +97,10 @@ class BufferPool:
         self._held -= buffer.nbytes
         self.stats[self._tier(buffer.nbytes)[0]].bytes_dropped += buffer.nbytes
 
-    def summary(self) -> str:
-        parts = []
-        for name, s in self.stats.items():
-            parts.append(f"{name} {s.hits} hits/{s.misses} misses, {s.bytes_reused / 2**20:.1f} MiB reused")
-        return "; ".join(parts)
+
+def format_tiers(stats: Mapping[str, TierStats]) -> str:
+    """Pool counters per tier, for `--stats`."""
+    return "; ".join(
+        f"{name} {s.hits} hits/{s.misses} misses, {s.bytes_reused / 2**20:.1f} MiB reused"
+        for name, s in stats.items()
+    )
