@@ -129,11 +129,12 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser(
         "build",
-        help="compile C sources into a guest module",
+        help="compile C sources (or a Zig file) into a guest module",
         description="Compile C sources into a guest module with the ziglang package's clang. wasm32 links "
-        "WASI libc; wasm64 links bridge's freestanding runtime from guest/libc64.",
+        "WASI libc; wasm64 links bridge's freestanding runtime from guest/libc64. A Zig guest is one root "
+        '.zig file, built for wasm32-wasi with @import("realm") available.',
     )
-    build.add_argument("sources", nargs="+", metavar="SRC.c")
+    build.add_argument("sources", nargs="+", metavar="SRC.c|SRC.zig")
     build.add_argument("-o", "--output", required=True, metavar="OUT.wasm")
     build.add_argument("--target", choices=toolchain.TARGETS, default="wasm32", help="default: wasm32")
     build.add_argument(
