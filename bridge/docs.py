@@ -63,7 +63,25 @@ def abi_reference() -> str:
     return "\n".join(parts)
 
 
-SECTIONS = {"cli": cli_reference, "abi": abi_reference}
+def runtime_reference() -> str:
+    """The wasm64 runtime's `bridge.*` imports (guest/libc64 uses them; Zig or hand-written guests may
+    too), as Markdown.
+
+    >>> "bridge.read" in runtime_reference()
+    True
+    """
+    from .cheader import c_prototype
+    from .guest import system
+
+    parts = []
+    for hf in system:
+        doc = " ".join(line.strip() for line in (hf.fn.__doc__ or "").strip().splitlines()) or "-"
+        prototype = c_prototype(hf, "BRIDGE_SYS").removeprefix(f"BRIDGE_SYS({hf.name}) ")
+        parts.append(f"- `bridge.{hf.name}`: `{prototype}`  \n  {doc}")
+    return "\n".join(parts)
+
+
+SECTIONS = {"cli": cli_reference, "abi": abi_reference, "runtime": runtime_reference}
 
 
 def render(text: str) -> str:

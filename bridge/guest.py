@@ -120,6 +120,23 @@ class _Runtime:
 
     argv: list[str]
     writers: dict[int, Sink] = field(default_factory=lambda: {1: _fd_writer(1), 2: _fd_writer(2)})
+    stdin: str = "null"  # "null", "inherit" or a file path: what bridge.read(0, ...) reads
+    _stdin_fd: int | None = None  # the file opened for a path, on first read
+
+    def read_stdin(self, cap: int) -> bytes:
+        """Up to `cap` bytes of the guest's stdin; b"" at its end (and always for "null")."""
+        if self.stdin == "null" or cap == 0:
+            return b""
+        if self.stdin == "inherit":
+            return os.read(0, cap)
+        if self._stdin_fd is None:
+            self._stdin_fd = os.open(self.stdin, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return os.read(self._stdin_fd, cap)
+
+    def close(self) -> None:
+        if self._stdin_fd is not None:
+            os.close(self._stdin_fd)
+            self._stdin_fd = None
 
 
 system = HostFunctions("bridge")
@@ -141,13 +158,29 @@ def _write(ctx: Context, fd: i32, data: Annotated[NDArray[np.uint8], In("length"
     return len(data)
 
 
+@system.function(name="read")
+def _read(ctx: Context, fd: i32, out: Annotated[NDArray[np.uint8], Out("cap")], cap: usize) -> i32:
+    """Reads up to cap bytes of the guest's stdin (fd 0) -> bytes read, 0 at its end; -1 for another fd or
+    a read that failed. (bridge runtime ABI 1.1)"""
+    if fd != 0:
+        return -1
+    try:
+        data = _runtime(ctx).read_stdin(min(cap, 1 << 16))
+    except OSError:
+        return -1
+    out[: len(data)] = np.frombuffer(data, np.uint8)
+    return len(data)
+
+
 @system.function(name="exit")
 def _exit(code: i32) -> None:
+    """Ends the guest with exit status `code`."""
     raise GuestExit(code)
 
 
 @system.function(name="args_count")
 def _args_count(ctx: Context) -> i32:
+    """How many arguments the guest has, argv[0] included."""
     return len(_runtime(ctx).argv)
 
 
@@ -241,10 +274,18 @@ class Guest:
         stdin: bool | str,
         memory: HostMemory | None,
     ) -> None:
+        if dirs and self.module.is64:
+            raise LinkError(
+                f"{self.module.origin}: a wasm64 guest has no file system (WASI preview 1, which gives "
+                "one, is 32-bit only), so it cannot be given directories (--dir); build it for wasm32 "
+                "to use files"
+            )
         registries = [system, *hosts]
         providers = self._providers(registries)
         self._check_imports(providers)
-        runtime = _Runtime(self.argv)
+        runtime = _Runtime(
+            self.argv, stdin="inherit" if stdin is True else "null" if stdin is False else str(stdin)
+        )
         sinks: dict[int, str | None] = {}
         for fd, target in ((1, stdout), (2, stderr)):
             if not callable(target) and hasattr(target, "write"):  # file-like: io.BytesIO, io.StringIO...

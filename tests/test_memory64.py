@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -253,3 +254,56 @@ def test_features_says_what_a_module_lacks(tmp_path: Path) -> None:
     data = json.loads(run_cli("features", str(multi), "--json").stdout)["module"]
     assert set(data["uses"]) == {"memory64", "multi-memory"}
     assert [m["index_type"] for m in data["memories"]] == ["i32", "i32", "i64"]
+
+
+# --- the wasm64 C runtime (guest/libc64): stdin, sin/cos/tan, %a, and what it refuses clearly -------
+
+LIBC64_PROBE = r"""
+#include <math.h>
+#include <stdio.h>
+int main(void) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) printf("read: %s", line);
+    double xs[] = {0.5, 1.0, -2.0, 3.14159265358979, 10.0, 100.0, 12345.678, 1e6};
+    for (int i = 0; i < 8; i++) printf("%a %a %a %a\n", xs[i], sin(xs[i]), cos(xs[i]), tan(xs[i]));
+    printf("%a %.3a %A %a\n", 0.1, 0.1, -2.5, 0.0);
+    return 0;
+}
+"""
+
+
+def test_libc64_reads_stdin_computes_trig_and_prints_hex_floats(tmp_path: Path) -> None:
+    import math
+
+    source = tmp_path / "probe.c"
+    source.write_text(LIBC64_PROBE)
+    (tmp_path / "in.txt").write_text("alpha\nbeta\n")
+    ran = run_cli("run", str(source), "--target", "wasm64", "--stdin", str(tmp_path / "in.txt"))
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    assert lines[:2] == ["read: alpha", "read: beta"]
+    for line in lines[2:10]:
+        x, s, c, t = (float.fromhex(v) for v in line.split())
+        for got, want in ((s, math.sin(x)), (c, math.cos(x)), (t, math.tan(x))):
+            assert abs(got - want) <= 2 * math.ulp(want), (x, got, want)  # within 2 ulp
+    assert lines[10] == "0x1.999999999999ap-4 0x1.99ap-4 -0X1.4P+1 0x0p+0"
+    piped = subprocess.run(
+        [sys.executable, "-m", "bridge", "run", str(source), "--target", "wasm64"],
+        input="typed\n", capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    assert piped.stdout.startswith("read: typed\n0x1p-1 ")
+    nothing = run_cli("run", str(source), "--target", "wasm64", "--stdin", "null")
+    assert nothing.stdout.startswith("0x1p-1 ")
+
+
+def test_libc64_refuses_files_and_directories_clearly(tmp_path: Path) -> None:
+    source = tmp_path / "files.c"
+    source.write_text('#include <stdio.h>\nint main(void) { FILE *f = fopen("x", "r"); return f != 0; }\n')
+    built = run_cli("build", str(source), "-o", str(tmp_path / "f.wasm"), "--target", "wasm64")
+    assert (
+        built.returncode == 1 and "'fopen' is unavailable: wasm64 guests have no file system" in built.stderr
+    )
+    hello = tmp_path / "hello.c"
+    hello.write_text('#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n')
+    ran = run_cli("run", str(hello), "--target", "wasm64", "--dir", str(tmp_path))
+    assert ran.returncode == 1 and "a wasm64 guest has no file system" in ran.stderr and "--dir" in ran.stderr

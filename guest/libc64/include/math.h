@@ -1,6 +1,7 @@
 /* math.h - floating point functions for wasm64 bridge guests
  * (guest/libc64). sqrt, fabs, floor, ceil and trunc are single wasm
- * instructions; exp, log, pow and tanh are small software implementations
+ * instructions; exp, log, pow, tanh, sin, cos and tan are small software
+ * implementations
  * (float versions are computed in double). Functions do not set errno. */
 #ifndef LIBC64_MATH_H
 #define LIBC64_MATH_H
@@ -31,6 +32,9 @@ double exp(double x);
 double log(double x);
 double pow(double x, double y);
 double tanh(double x);
+double sin(double x);
+double cos(double x);
+double tan(double x);
 
 float fabsf(float x);
 float sqrtf(float x);
@@ -41,5 +45,8 @@ float expf(float x);
 float logf(float x);
 float powf(float x, float y);
 float tanhf(float x);
+float sinf(float x);
+float cosf(float x);
+float tanf(float x);
 
 #endif

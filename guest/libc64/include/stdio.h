@@ -1,8 +1,8 @@
 /* stdio.h - standard I/O for wasm64 bridge guests (guest/libc64).
  *
- * Output only: stdout is line buffered, stderr is unbuffered, and both end
- * up in the host's bridge.write. stdin exists so that code naming it
- * compiles, but reading from it always reports end of file. */
+ * stdout is line buffered, stderr is unbuffered, and both end up in the
+ * host's bridge.write; stdin reads what the host gives the guest as its
+ * stdin (bridge.read). There is no file system: no fopen. */
 #ifndef LIBC64_STDIO_H
 #define LIBC64_STDIO_H
 
@@ -37,6 +37,15 @@ char *fgets(char *restrict s, int n, FILE *restrict stream);
 int feof(FILE *stream);
 int ferror(FILE *stream);
 void clearerr(FILE *stream);
+
+/* No file system on wasm64 (WASI preview 1, which gives one, is 32-bit only): naming these is a compile
+ * error that says so. Build for wasm32 to use files (`--dir` grants them). */
+#define LIBC64_NO_FILES __attribute__((unavailable("wasm64 guests have no file system; build for wasm32")))
+FILE *fopen(const char *restrict path, const char *restrict mode) LIBC64_NO_FILES;
+FILE *freopen(const char *restrict path, const char *restrict mode, FILE *restrict stream) LIBC64_NO_FILES;
+int fclose(FILE *stream) LIBC64_NO_FILES;
+int remove(const char *path) LIBC64_NO_FILES;
+int rename(const char *from, const char *to) LIBC64_NO_FILES;
 
 int printf(const char *restrict fmt, ...)
     __attribute__((format(printf, 1, 2)));

@@ -11,6 +11,11 @@
 __attribute__((import_module("bridge"), import_name("write")))
 int32_t __bridge_write(int32_t fd, const void *ptr, size_t len);
 
+/* Reads up to cap bytes of host fd 0 (the guest's stdin) into out; returns
+ * the number read, 0 at end of input, or a negative value on error. */
+__attribute__((import_module("bridge"), import_name("read")))
+int32_t __bridge_read(int32_t fd, void *out, size_t cap);
+
 /* Ends the guest with the given exit code. */
 __attribute__((import_module("bridge"), import_name("exit")))
 _Noreturn void __bridge_exit(int32_t code);

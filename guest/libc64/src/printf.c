@@ -2,10 +2,10 @@
  *
  * Supports flags "-+ #0", width and precision (also as '*'), length
  * modifiers hh h l ll z j t L and conversions d i u o x X c s p % f F e E
- * g G. Floating point output is exact (see dtoa.c); long double arguments
- * are rounded to double first. Anything else (%a, %n, %lc, %ls,
- * positional %1$d) ends formatting: the rest of the format is copied
- * verbatim, so no argument is read with the wrong type. */
+ * g G a A. Floating point output is exact (see dtoa.c; %a in hexadecimal);
+ * long double arguments are rounded to double first. Anything else (%n,
+ * %lc, %ls, positional %1$d) ends formatting: the rest of the format is
+ * copied verbatim, so no argument is read with the wrong type. */
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
@@ -201,6 +201,81 @@ static void fmt_float(struct out *o, const struct spec *sp, double v,
 /* long double is IEEE binary128 on wasm, and a plain cast to double would
  * need compiler-rt's soft float, which is not linked; so round the bits by
  * hand (to nearest, ties to even, subnormal results included). */
+/* %a: [-]0xh.hhhp±d, the 52-bit fraction in 13 hex digits (trailing zeros
+ * dropped without a precision; rounded half to even with one), the leading
+ * digit 1 (0 for zero and subnormals), the exponent in decimal. */
+static void fmt_hex_float(struct out *o, const struct spec *sp, double v,
+                          char conv)
+{
+    int upper = conv == 'A';
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    const char *sign = __builtin_signbit(v)        ? "-"
+                       : (sp->flags & FL_PLUS)  ? "+"
+                       : (sp->flags & FL_SPACE) ? " "
+                                                : "";
+    if (!__builtin_isfinite(v)) {
+        const char *s = __builtin_isnan(v) ? (upper ? "NAN" : "nan")
+                                           : (upper ? "INF" : "inf");
+        size_t trail = field_start(o, sp, sign, 3, 0);
+        emit(o, s, 3);
+        pad(o, ' ', trail);
+        return;
+    }
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int biased = (int)((bits >> 52) & 0x7FF);
+    uint64_t frac = bits & ((1ULL << 52) - 1);
+    int lead = biased != 0;
+    int exp2 = biased ? biased - 1023 : (frac ? -1022 : 0);
+    int ndig = 13;
+    if (sp->prec >= 0 && sp->prec < 13) { /* round the fraction to prec digits */
+        int drop = 4 * (13 - sp->prec);
+        uint64_t half = 1ULL << (drop - 1), rest = frac & ((1ULL << drop) - 1);
+        frac >>= drop;
+        if (rest > half || (rest == half && (frac & 1)))
+            frac++;
+        if (frac >> (4 * sp->prec)) { /* carried into the leading digit */
+            frac = 0;
+            lead++;
+        }
+        ndig = sp->prec;
+    } else if (sp->prec < 0) {
+        while (ndig > 0 && (frac & 0xF) == 0) {
+            frac >>= 4;
+            ndig--;
+        }
+    }
+    char body[64];
+    size_t n = 0;
+    body[n++] = (char)('0' + lead);
+    int extra = sp->prec > 13 ? sp->prec - 13 : 0;
+    if (ndig > 0 || extra > 0 || (sp->flags & FL_ALT))
+        body[n++] = '.';
+    for (int i = ndig - 1; i >= 0; i--)
+        body[n++] = digits[(frac >> (4 * i)) & 0xF];
+    for (int i = 0; i < extra && n < sizeof body - 8; i++)
+        body[n++] = '0';
+    body[n++] = upper ? 'P' : 'p';
+    body[n++] = exp2 < 0 ? '-' : '+';
+    char e[8];
+    int en = 0, ea = exp2 < 0 ? -exp2 : exp2;
+    do {
+        e[en++] = (char)('0' + ea % 10);
+        ea /= 10;
+    } while (ea);
+    while (en)
+        body[n++] = e[--en];
+    char prefix[4];
+    size_t plen = strlen(sign);
+    memcpy(prefix, sign, plen);
+    prefix[plen++] = '0';
+    prefix[plen++] = upper ? 'X' : 'x';
+    prefix[plen] = '\0';
+    size_t trail = field_start(o, sp, prefix, n, 1);
+    emit(o, body, n);
+    pad(o, ' ', trail);
+}
+
 static double long_double_to_double(long double v)
 {
     _Static_assert(sizeof v == 16 && LDBL_MANT_DIG == 113, "binary128");
@@ -400,11 +475,16 @@ int __libc64_vformat(struct fmt_sink *sink, const char *fmt, va_list ap)
         case 'e':
         case 'E':
         case 'g':
-        case 'G': {
+        case 'G':
+        case 'a':
+        case 'A': {
             double v = sp.len == LEN_BIG_L
                            ? long_double_to_double(va_arg(args, long double))
                            : va_arg(args, double);
-            fmt_float(&o, &sp, v, conv);
+            if ((conv | 0x20) == 'a')
+                fmt_hex_float(&o, &sp, v, conv);
+            else
+                fmt_float(&o, &sp, v, conv);
             break;
         }
         case '%':

@@ -1,6 +1,7 @@
-/* stdio.c - the three standard streams and the functions that write to
- * them. stdout collects output in a buffer that is flushed at '\n', when
- * full, by fflush and at exit; stderr goes straight to the host. */
+/* stdio.c - the three standard streams. stdout collects output in a buffer
+ * that is flushed at '\n', when full, by fflush and at exit; stderr goes
+ * straight to the host; stdin is read from the host (bridge.read) a buffer
+ * at a time. */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,10 @@ struct __libc64_file {
 };
 
 static unsigned char stdout_buf[BUFSIZ];
+/* stdin's read buffer: bytes [stdin_pos, stdin_len) are yet to be handed out. Not the stream's buf,
+ * which flushing writes out. */
+static unsigned char stdin_buf[BUFSIZ];
+static size_t stdin_pos, stdin_len;
 static FILE streams[3] = {
     {.fd = 0},
     {.fd = 1, .buf = stdout_buf, .cap = sizeof stdout_buf},
@@ -120,11 +125,23 @@ int fflush(FILE *stream)
     return result;
 }
 
-/* Nothing can be read: every stream is at end of file. */
+/* Only stdin can be read: the other streams are at end of file. */
 int fgetc(FILE *stream)
 {
-    stream->state |= STATE_EOF;
-    return EOF;
+    if (stream != stdin || (stream->state & (STATE_EOF | STATE_ERR))) {
+        stream->state |= stream == stdin ? 0 : STATE_EOF;
+        return EOF;
+    }
+    if (stdin_pos == stdin_len) {
+        int32_t r = __bridge_read(0, stdin_buf, sizeof stdin_buf);
+        if (r <= 0) {
+            stream->state |= r == 0 ? STATE_EOF : STATE_ERR;
+            return EOF;
+        }
+        stdin_len = (size_t)r;
+        stdin_pos = 0;
+    }
+    return stdin_buf[stdin_pos++];
 }
 
 int getc(FILE *stream) { return fgetc(stream); }
@@ -133,10 +150,19 @@ int getchar(void) { return fgetc(stdin); }
 
 char *fgets(char *restrict s, int n, FILE *restrict stream)
 {
-    (void)s;
-    (void)n;
-    stream->state |= STATE_EOF;
-    return NULL;
+    int i = 0;
+    while (i < n - 1) {
+        int c = fgetc(stream);
+        if (c == EOF)
+            break;
+        s[i++] = (char)c;
+        if (c == '\n')
+            break;
+    }
+    if (i == 0 || n <= 0)
+        return NULL;
+    s[i] = '\0';
+    return s;
 }
 
 int feof(FILE *stream) { return (stream->state & STATE_EOF) != 0; }
