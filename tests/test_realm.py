@@ -431,3 +431,21 @@ def test_trace_is_a_chrome_trace_event_file_with_kernels_inside_host_calls(tmp_p
     bad.write_text("{")
     refused = run_cli("trace", "summary", str(bad))
     assert refused.returncode == 1 and "not a readable trace file" in refused.stderr
+
+
+@needs_smollm2
+def test_paris_samples_when_asked_reproducibly_by_seed() -> None:
+    """realm_sample.h in the guest: greedy by default; --temp samples, the same seed the same tokens."""
+    args = ["run", "examples/paris", "--", "--temp", "1.2", "--top-p", "0.95", "-n", "24"]
+    first = run_cli(*args, "--seed", "7", "Tell", "me", "a", "story.")
+    again = run_cli(*args, "--seed", "7", "Tell", "me", "a", "story.")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == again.stdout
+    others = {run_cli(*args, "--seed", str(seed), "Tell", "me", "a", "story.").stdout for seed in (8, 9, 10)}
+    assert len(others | {first.stdout}) > 1  # seeds differ in what they sample
+    greedy = run_cli(
+        "run", "examples/paris", "--", "--temp", "0.8", "--top-k", "1", "What is the capital of France?"
+    )
+    assert greedy.stdout == "The capital of France is Paris.\n"
+    bad = run_cli("run", "examples/paris", "--", "--top-p", "2")
+    assert bad.returncode == 2 and "paris: --top-p 2 is out of range or not a number" in bad.stderr

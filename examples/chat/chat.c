@@ -6,9 +6,13 @@
  * given. Generation stops at the end-of-generation tokens the model has (EOS, EOT, and single-token turn
  * ends such as <end_of_turn> or <|im_end|>) or after --max-tokens.
  *
- *   python -m bridge run examples/chat --model gemma=PATH.gguf -- [-n N] Your question?
+ *   python -m bridge run examples/chat --model gemma=PATH.gguf -- [OPTIONS] Your question?
+ *
+ * Options (realm_sample.h): -n/--max-tokens N (default 128), --temp T (0, greedy, by default), --top-k,
+ * --top-p, --min-p, --repeat-penalty, --seed.
  */
 #include <realm.h>
+#include <realm_sample.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,13 +133,6 @@ static size_t complete_utf8(const unsigned char *buf, size_t len) {
     return (back + 1 >= need) ? len : i - 1;
 }
 
-static uint32_t argmax(const float *x, uint32_t n) {
-    uint32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* Every layer over n tokens of hidden at position, then the logits of the last one. */
 static void forward(int32_t model, int32_t ctx, const realm_model_info *info, float *hidden, uint32_t n,
                     uint32_t position, float *logits) {
@@ -149,16 +146,9 @@ static void forward(int32_t model, int32_t ctx, const realm_model_info *info, fl
 
 int main(int argc, char **argv) {
     long max_tokens = DEFAULT_MAX_TOKENS;
-    int first_word = 1;
-    if (argc > 2 && (strcmp(argv[1], "-n") == 0 || strcmp(argv[1], "--max-tokens") == 0)) {
-        char *end;
-        max_tokens = strtol(argv[2], &end, 10);
-        if (*end || max_tokens < 1 || max_tokens > 1 << 20) {
-            fprintf(stderr, "chat: --max-tokens wants a count from 1 to %d, not %s\n", 1 << 20, argv[2]);
-            return 2;
-        }
-        first_word = 3;
-    }
+    realm_sampler_params sampling = realm_sampler_defaults();
+    int first_word = realm_sample_args(argc, argv, &sampling, &max_tokens);
+    if (first_word < 0) return 2;
     /* every remaining word is the question */
     size_t question_len = 0;
     for (int i = first_word; i < argc; i++) question_len += strlen(argv[i]) + 1;
@@ -204,6 +194,9 @@ int main(int argc, char **argv) {
     if (ctx < 0) fail("realm_context_new", ctx);
     float *hidden = checked_malloc((size_t)n_prompt * info.n_embd * sizeof *hidden);
     float *logits = checked_malloc((size_t)info.n_vocab * sizeof *logits);
+    realm_candidate *scratch = checked_malloc((size_t)info.n_vocab * sizeof *scratch);
+    realm_sampler sampler;
+    realm_sampler_init(&sampler, sampling, scratch, info.n_vocab);
 
     /* prefill: the whole prompt through each layer in one call */
     int32_t rc = realm_embed_tokens(model, start, (uint32_t)n_prompt, hidden, (size_t)n_prompt * info.n_embd);
@@ -217,7 +210,8 @@ int main(int argc, char **argv) {
     long generated = 0;
     int stopped = 0;
     while (generated < max_tokens && position < n_ctx) {
-        uint32_t token = argmax(logits, info.n_vocab);
+        uint32_t token = realm_sample(&sampler, logits, info.n_vocab);
+        realm_sampler_accept(&sampler, token);
         for (int i = 0; i < n_stops; i++) stopped |= token == stops[i];
         if (stopped) break;
         int32_t len = realm_detokenize(model, &token, 1, (char *)pending + n_pending, sizeof pending - n_pending);
@@ -245,6 +239,7 @@ int main(int argc, char **argv) {
     free(ids);
     free(hidden);
     free(logits);
+    free(scratch);
     free(question);
     return 0;
 }

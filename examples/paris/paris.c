@@ -5,12 +5,15 @@
  * model's weights stay on the host; this guest's memory holds only token ids, one batch of hidden
  * states and one row of logits.
  *
- *   python -m bridge run examples/paris [-- [-n N] Your question?]
+ *   python -m bridge run examples/paris [-- [OPTIONS] Your question?]
  *
- * Every word after the options is part of the question; -n/--max-tokens caps the answer (default 64),
- * and stderr says so when the cap cut it.
+ * Every word after the options is part of the question. Options (realm_sample.h): -n/--max-tokens N
+ * caps the answer (default 64; stderr says so when the cap cut it); --temp T samples instead of taking
+ * the likeliest token (greedy, the default), with --top-k, --top-p, --min-p, --repeat-penalty and
+ * --seed.
  */
 #include <realm.h>
+#include <realm_sample.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,25 +55,11 @@ static size_t complete_utf8(const unsigned char *buf, size_t len) {
     return (back + 1 >= need) ? len : i - 1;
 }
 
-static uint32_t argmax(const float *x, uint32_t n) {
-    uint32_t best = 0;
-    for (uint32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 int main(int argc, char **argv) {
     long max_tokens = DEFAULT_MAX_TOKENS;
-    int first_word = 1;
-    if (argc > 2 && (strcmp(argv[1], "-n") == 0 || strcmp(argv[1], "--max-tokens") == 0)) {
-        char *end;
-        max_tokens = strtol(argv[2], &end, 10);
-        if (*end || max_tokens < 1 || max_tokens > 1 << 20) {
-            fprintf(stderr, "paris: --max-tokens wants a count from 1 to %d, not %s\n", 1 << 20, argv[2]);
-            return 2;
-        }
-        first_word = 3;
-    }
+    realm_sampler_params sampling = realm_sampler_defaults();
+    int first_word = realm_sample_args(argc, argv, &sampling, &max_tokens);
+    if (first_word < 0) return 2;
     /* every remaining word is the question */
     const char *fallback = "What is the capital of France?";
     size_t question_len = strlen(fallback);
@@ -116,7 +105,10 @@ int main(int argc, char **argv) {
 
     float *hidden = malloc((size_t)n_prompt * info.n_embd * sizeof *hidden);
     float *logits = malloc((size_t)info.n_vocab * sizeof *logits);
-    if (!hidden || !logits) fail("malloc", 0);
+    realm_candidate *scratch = malloc((size_t)info.n_vocab * sizeof *scratch);
+    if (!hidden || !logits || !scratch) fail("malloc", 0);
+    realm_sampler sampler;
+    realm_sampler_init(&sampler, sampling, scratch, info.n_vocab);
 
     /* Prefill: the whole prompt through each layer in one call. */
     int32_t rc = realm_embed_tokens(model, ids, (uint32_t)n_prompt, hidden, (size_t)n_prompt * info.n_embd);
@@ -135,7 +127,8 @@ int main(int argc, char **argv) {
     int ended = 0;
     long step = 0;
     for (; step < max_tokens && position < n_ctx; step++) {
-        uint32_t token = argmax(logits, info.n_vocab);
+        uint32_t token = realm_sample(&sampler, logits, info.n_vocab);
+        realm_sampler_accept(&sampler, token);
         if (token == info.eos_id || token == im_end) {
             ended = 1;
             break;
@@ -172,5 +165,6 @@ int main(int argc, char **argv) {
     free(end_ids);
     free(hidden);
     free(logits);
+    free(scratch);
     return 0;
 }
