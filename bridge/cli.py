@@ -700,6 +700,7 @@ def _run_traced(
         finally:
             if code != 0 and not _seam.interrupted():
                 _note_memory_cap(guest)
+            _note_unused_models(models)
             if args.stats:
                 sys.stdout.flush()
                 state = guest.context(realm).state
@@ -709,6 +710,19 @@ def _run_traced(
                 )
                 print(report, file=sys.stderr)
                 print(_kernels_line(), file=sys.stderr)
+
+
+def _note_unused_models(models: Any) -> None:
+    """Says which --model files the guest never opened (it asked for other names, or none)."""
+    opened = set(models.opened())
+    for name, path in models.paths.items():
+        if name not in opened:
+            asked = ", ".join(sorted(opened)) or "no model"
+            print(
+                f"{PROG}: note: --model {name}={path} was not used: the guest opened {asked} "
+                f"(it chooses models by name)",
+                file=sys.stderr,
+            )
 
 
 # How long a guest may go on after its time limit or a Ctrl-C before the process ends without it.

@@ -449,3 +449,10 @@ def test_paris_samples_when_asked_reproducibly_by_seed() -> None:
     assert greedy.stdout == "The capital of France is Paris.\n"
     bad = run_cli("run", "examples/paris", "--", "--top-p", "2")
     assert bad.returncode == 2 and "paris: --top-p 2 is out of range or not a number" in bad.stderr
+
+
+@needs_smollm2
+def test_a_model_the_guest_never_opens_is_noted(tmp_path: Path, synthetic_model: Model) -> None:
+    ran = run_cli("run", "examples/paris", "--model", f"other={synthetic_model.path}")
+    assert ran.returncode == 0 and "Paris" in ran.stdout
+    assert f"note: --model other={synthetic_model.path} was not used: the guest opened smollm2" in ran.stderr

@@ -66,6 +66,11 @@ class ModelStore:
     def path(self, name: str) -> Path | None:
         return self.paths.get(name) or packaged_model_path(name)
 
+    def opened(self) -> list[str]:
+        """The names of the models loaded so far."""
+        with self._lock:
+            return list(self._models)
+
     def loaded(self) -> list[Model]:
         """The models loaded so far."""
         with self._lock:
