@@ -194,7 +194,8 @@ int main(int argc, char **argv) {
     if (ctx < 0) fail("realm_context_new", ctx);
     float *hidden = checked_malloc((size_t)n_prompt * info.n_embd * sizeof *hidden);
     float *logits = checked_malloc((size_t)info.n_vocab * sizeof *logits);
-    realm_candidate *scratch = checked_malloc((size_t)info.n_vocab * sizeof *scratch);
+    /* the sampler's candidates: none when greedy, so greedy guests stay as small as before */
+    realm_candidate *scratch = checked_malloc((size_t)realm_sampler_scratch(sampling, info.n_vocab) * sizeof *scratch + 1);
     realm_sampler sampler;
     realm_sampler_init(&sampler, sampling, scratch, info.n_vocab);
 

@@ -105,7 +105,8 @@ int main(int argc, char **argv) {
 
     float *hidden = malloc((size_t)n_prompt * info.n_embd * sizeof *hidden);
     float *logits = malloc((size_t)info.n_vocab * sizeof *logits);
-    realm_candidate *scratch = malloc((size_t)info.n_vocab * sizeof *scratch);
+    /* the sampler's candidates: none when greedy, so greedy guests stay as small as before */
+    realm_candidate *scratch = malloc((size_t)realm_sampler_scratch(sampling, info.n_vocab) * sizeof *scratch + 1);
     if (!hidden || !logits || !scratch) fail("malloc", 0);
     realm_sampler sampler;
     realm_sampler_init(&sampler, sampling, scratch, info.n_vocab);

@@ -6,7 +6,7 @@
  * every run, on any host.
  *
  *   realm_sampler s;
- *   realm_sampler_init(&s, realm_sampler_defaults(), scratch, n_vocab);   // scratch: n_vocab entries
+ *   realm_sampler_init(&s, params, scratch, n_vocab);    // scratch: realm_sampler_scratch(params, n_vocab)
  *   uint32_t token = realm_sample(&s, logits, n_vocab);                   // logits may be modified
  *   realm_sampler_accept(&s, token);                                      // for the repetition penalty
  */
@@ -45,6 +45,12 @@ typedef struct {
 static inline realm_sampler_params realm_sampler_defaults(void) {
     realm_sampler_params p = {0.0f, 40, 0.95f, 0.05f, 1.0f, 64, 42};
     return p;
+}
+
+/* How many candidates of scratch realm_sample needs: none when greedy, top_k with a top-k, else n_vocab. */
+static inline uint32_t realm_sampler_scratch(realm_sampler_params params, uint32_t n_vocab) {
+    if (!(params.temperature > 0.0f)) return 0;
+    return params.top_k > 0 && (uint32_t)params.top_k < n_vocab ? (uint32_t)params.top_k : n_vocab;
 }
 
 static inline void realm_sampler_init(realm_sampler *s, realm_sampler_params params, realm_candidate *scratch,
