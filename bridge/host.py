@@ -479,9 +479,11 @@ def _result_writer(kind: ScalarKind | None, function: str, pointer_bits: int) ->
     half = 1 << (bits - 1)
 
     def store_int(args: Any, result: Any) -> None:
-        if isinstance(result, (bool, float, str, bytes)) or not hasattr(result, "__index__"):
-            raise ResultError(f"it is declared to return {kind}, but returned {_shown(result)}")
-        value = int(result)
+        value = result
+        if type(value) is not int:  # the common case costs one type check
+            if isinstance(result, (bool, float, str, bytes)) or not hasattr(result, "__index__"):
+                raise ResultError(f"it is declared to return {kind}, but returned {_shown(result)}")
+            value = int(result)
         if not lo <= value < hi:
             raise ResultError(f"it returned {value}, outside the range of its declared {kind}")
         # The raw slot is signed; unsigned values at or above 2**(bits-1) wrap, as wasm sees them.
