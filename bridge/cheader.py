@@ -7,7 +7,7 @@ declaration on both targets.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -59,15 +59,23 @@ def c_prototype(hf: HostFunction, import_macro: str = "BRIDGE_IMPORT") -> str:
     return f"{import_macro}({hf.name}) {result} {hf.name}({', '.join(params) or 'void'});"
 
 
-def render_prototypes(functions: Iterable[HostFunction], import_macro: str = "BRIDGE_IMPORT") -> str:
-    """Each function's docstring as a comment, then its prototype."""
+def _documented(
+    functions: Iterable[HostFunction], comment: str, declare: Callable[[HostFunction], str]
+) -> str:
+    """Each function's docstring's first line as a comment (`comment` holds `{}` for it), then its
+    declaration."""
     out = []
     for hf in functions:
         doc = (hf.fn.__doc__ or "").strip().splitlines()
         if doc:
-            out.append(f"/* {doc[0].strip()} */")
-        out.append(c_prototype(hf, import_macro))
+            out.append(comment.format(doc[0].strip()))
+        out.append(declare(hf))
     return "\n".join(out)
+
+
+def render_prototypes(functions: Iterable[HostFunction], import_macro: str = "BRIDGE_IMPORT") -> str:
+    """Each function's docstring as a comment, then its prototype."""
+    return _documented(functions, "/* {} */", lambda hf: c_prototype(hf, import_macro))
 
 
 def render_header(
@@ -206,10 +214,4 @@ def zig_extern(hf: HostFunction, structs: dict[str, str] | None = None) -> str:
 
 def render_zig(functions: Iterable[HostFunction], structs: dict[str, str] | None = None) -> str:
     """Each function's docstring as a `///` comment, then its extern declaration."""
-    out = []
-    for hf in functions:
-        doc = (hf.fn.__doc__ or "").strip().splitlines()
-        if doc:
-            out.append(f"/// {doc[0].strip()}")
-        out.append(zig_extern(hf, structs))
-    return "\n".join(out)
+    return _documented(functions, "/// {}", lambda hf: zig_extern(hf, structs))

@@ -644,46 +644,23 @@ def _run_guest(
     stdin: str,
 ) -> int:
     from . import trace
-
-    tracer = trace.Tracer() if args.trace else None
-    trace.activate(tracer)
-    if tracer is not None:
-        tracer.name_thread(f"guest {Path(args.guest).name}")
-    try:
-        return _run_traced(args, module, realm, models, hosts, limits, memory, dirs, env, stdin, tracer)
-    finally:
-        trace.activate(None)
-        if tracer is not None:
-            tracer.write(args.trace)
-
-
-def _run_traced(
-    args: argparse.Namespace,
-    module: Any,
-    realm: HostFunctions,
-    models: Any,
-    hosts: list[HostFunctions],
-    limits: Limits,
-    memory: HostMemory | None,
-    dirs: list[tuple[str, str, bool]],
-    env: dict[str, str],
-    stdin: str,
-    tracer: Any,
-) -> int:
     from .realm.abi import format_stats
 
     # User registries come last, so they can replace a realm function of the same name.
-    with Guest(
-        module,
-        hosts=[realm, *hosts],
-        argv=[Path(args.guest).name, *args.args],
-        env=env,
-        dirs=dirs,
-        stdin=stdin,
-        memory=memory,
-        limits=limits,
-        trace=tracer,
-    ) as guest:
+    with (
+        trace.session(args.trace, f"guest {Path(args.guest).name}") as tracer,
+        Guest(
+            module,
+            hosts=[realm, *hosts],
+            argv=[Path(args.guest).name, *args.args],
+            env=env,
+            dirs=dirs,
+            stdin=stdin,
+            memory=memory,
+            limits=limits,
+            trace=tracer,
+        ) as guest,
+    ):
         code = 1
         try:
             if args.invoke:
@@ -833,15 +810,8 @@ def _serve(args: argparse.Namespace) -> int:
     grace = limits.timeout + GRACE_SECONDS if limits.timeout is not None else None
     from . import trace
 
-    tenants.tracer = trace.Tracer() if args.trace else None
-    trace.activate(tenants.tracer)
-    try:
-        with sock:
-            serve(tenants, sock, preload=models.names(), grace=grace)
-    finally:
-        trace.activate(None)
-        if tenants.tracer is not None:
-            tenants.tracer.write(args.trace)
+    with trace.session(args.trace) as tenants.tracer, sock:
+        serve(tenants, sock, preload=models.names(), grace=grace)
     return 0
 
 

@@ -21,11 +21,13 @@ The events a file holds are bounded (MAX_EVENTS); past that they are counted, no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,22 @@ def activate(tracer: Tracer | None) -> None:
     """Makes `tracer` the one the realm kernels report to (None: none)."""
     global ACTIVE
     ACTIVE = tracer
+
+
+@contextlib.contextmanager
+def session(path: str | os.PathLike[str] | None, thread: str | None = None) -> Iterator[Tracer | None]:
+    """A tracer for the block when `path` is given (None otherwise): active for the kernels, the calling
+    thread named `thread`, and written to `path` when the block ends, however it ends."""
+    tracer = Tracer() if path else None
+    if tracer is not None and thread:
+        tracer.name_thread(thread)
+    activate(tracer)
+    try:
+        yield tracer
+    finally:
+        activate(None)
+        if tracer is not None and path:
+            tracer.write(path)
 
 
 def summary(path: str | os.PathLike[str]) -> list[tuple[str, int, float, float]]:

@@ -67,6 +67,8 @@ class Server:
         )
         assert self.proc.stderr is not None
         line = self.proc.stderr.readline()
+        while line.startswith("bridge: building "):  # a guest built on the way (said on stderr)
+            line = self.proc.stderr.readline()
         found = re.search(r"listening on (http://[\d.]+:\d+)", line)
         assert found, f"the server did not start: {line}"
         self.url = found.group(1)

@@ -13,6 +13,7 @@
  */
 #include <realm.h>
 #include <realm_sample.h>
+#include <realm_text.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,19 +121,6 @@ static int stop_ids(int32_t model, const realm_model_info *info, uint32_t *stops
     return n;
 }
 
-/* Length of the longest prefix of buf[0..len) that does not end inside a UTF-8 sequence. */
-static size_t complete_utf8(const unsigned char *buf, size_t len) {
-    size_t i = len, back = 0;
-    while (i > 0 && back < 4 && (buf[i - 1] & 0xC0) == 0x80) {
-        i--;
-        back++;
-    }
-    if (i == 0) return len;
-    unsigned char lead = buf[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return (back + 1 >= need) ? len : i - 1;
-}
-
 /* Every layer over n tokens of hidden at position, then the logits of the last one. */
 static void forward(int32_t model, int32_t ctx, const realm_model_info *info, float *hidden, uint32_t n,
                     uint32_t position, float *logits) {
@@ -150,15 +138,8 @@ int main(int argc, char **argv) {
     int first_word = realm_sample_args(argc, argv, &sampling, &max_tokens);
     if (first_word < 0) return 2;
     /* every remaining word is the question */
-    size_t question_len = 0;
-    for (int i = first_word; i < argc; i++) question_len += strlen(argv[i]) + 1;
-    const char *fallback = "What is the capital of France?";
-    char *question = checked_malloc(question_len + strlen(fallback) + 1);
-    strcpy(question, first_word < argc ? "" : fallback);
-    for (int i = first_word; i < argc; i++) {
-        if (i > first_word) strcat(question, " ");
-        strcat(question, argv[i]);
-    }
+    char *question = realm_join_words(argc, argv, first_word, "What is the capital of France?");
+    if (!question) fail("malloc", 0);
 
     char name[256];
     int32_t name_len = realm_model_name(0, name, sizeof name - 1);
@@ -218,7 +199,7 @@ int main(int argc, char **argv) {
         int32_t len = realm_detokenize(model, &token, 1, (char *)pending + n_pending, sizeof pending - n_pending);
         if (len < 0) fail("realm_detokenize", len);
         if ((size_t)len <= sizeof pending - n_pending) n_pending += (size_t)len;
-        size_t ready = complete_utf8(pending, n_pending);
+        size_t ready = realm_utf8_complete(pending, n_pending);
         fwrite(pending, 1, ready, stdout);
         fflush(stdout);
         memmove(pending, pending + ready, n_pending - ready);

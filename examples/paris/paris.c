@@ -14,6 +14,7 @@
  */
 #include <realm.h>
 #include <realm_sample.h>
+#include <realm_text.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,36 +42,14 @@ static uint32_t *tokenize(int32_t model, const char *text, int32_t *count) {
     return ids;
 }
 
-/* Length of the longest prefix of buf[0..len) that does not end inside a UTF-8 sequence. */
-static size_t complete_utf8(const unsigned char *buf, size_t len) {
-    size_t i = len;
-    size_t back = 0;
-    while (i > 0 && back < 4 && (buf[i - 1] & 0xC0) == 0x80) {
-        i--;
-        back++;
-    }
-    if (i == 0) return len;
-    unsigned char lead = buf[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return (back + 1 >= need) ? len : i - 1;
-}
-
 int main(int argc, char **argv) {
     long max_tokens = DEFAULT_MAX_TOKENS;
     realm_sampler_params sampling = realm_sampler_defaults();
     int first_word = realm_sample_args(argc, argv, &sampling, &max_tokens);
     if (first_word < 0) return 2;
     /* every remaining word is the question */
-    const char *fallback = "What is the capital of France?";
-    size_t question_len = strlen(fallback);
-    for (int i = first_word; i < argc; i++) question_len += strlen(argv[i]) + 1;
-    char *question = malloc(question_len + 1);
+    char *question = realm_join_words(argc, argv, first_word, "What is the capital of France?");
     if (!question) fail("malloc", 0);
-    strcpy(question, first_word < argc ? "" : fallback);
-    for (int i = first_word; i < argc; i++) {
-        if (i > first_word) strcat(question, " ");
-        strcat(question, argv[i]);
-    }
 
     int32_t model = realm_model_open(MODEL_NAME, strlen(MODEL_NAME));
     if (model < 0) fail("realm_model_open(\"" MODEL_NAME "\")", model);
@@ -138,7 +117,7 @@ int main(int argc, char **argv) {
         int32_t len = realm_detokenize(model, &token, 1, (char *)pending + n_pending, sizeof pending - n_pending);
         if (len < 0) fail("realm_detokenize", len);
         if ((size_t)len <= sizeof pending - n_pending) n_pending += (size_t)len;
-        size_t ready = complete_utf8(pending, n_pending);
+        size_t ready = realm_utf8_complete(pending, n_pending);
         fwrite(pending, 1, ready, stdout);
         fflush(stdout);
         memmove(pending, pending + ready, n_pending - ready);

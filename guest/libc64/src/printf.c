@@ -122,23 +122,35 @@ static void emit_digits(struct out *o, const struct decimal *dec,
     emit(o, buf, k);
 }
 
+/* The sign a float conversion shows: '-', or '+' / ' ' as the flags ask. */
+static const char *float_sign(const struct spec *sp, double v)
+{
+    return __builtin_signbit(v)        ? "-"
+           : (sp->flags & FL_PLUS)  ? "+"
+           : (sp->flags & FL_SPACE) ? " "
+                                    : "";
+}
+
+/* inf and nan, padded as the field asks; returns 0 (nothing written) for a finite v. */
+static int fmt_nonfinite(struct out *o, const struct spec *sp, const char *sign, double v, int upper)
+{
+    if (__builtin_isfinite(v))
+        return 0;
+    const char *s = __builtin_isnan(v) ? (upper ? "NAN" : "nan") : (upper ? "INF" : "inf");
+    size_t trail = field_start(o, sp, sign, 3, 0);
+    emit(o, s, 3);
+    pad(o, ' ', trail);
+    return 1;
+}
+
 static void fmt_float(struct out *o, const struct spec *sp, double v,
                       char conv)
 {
     int upper = conv >= 'A' && conv <= 'Z';
     int alt = (sp->flags & FL_ALT) != 0;
-    const char *sign = __builtin_signbit(v)        ? "-"
-                       : (sp->flags & FL_PLUS)  ? "+"
-                       : (sp->flags & FL_SPACE) ? " "
-                                                : "";
-    if (!__builtin_isfinite(v)) {
-        const char *s = __builtin_isnan(v) ? (upper ? "NAN" : "nan")
-                                           : (upper ? "INF" : "inf");
-        size_t trail = field_start(o, sp, sign, 3, 0);
-        emit(o, s, 3);
-        pad(o, ' ', trail);
+    const char *sign = float_sign(sp, v);
+    if (fmt_nonfinite(o, sp, sign, v, upper))
         return;
-    }
 
     struct decimal dec;
     __libc64_decimal_from_double(&dec, __builtin_fabs(v));
@@ -209,18 +221,9 @@ static void fmt_hex_float(struct out *o, const struct spec *sp, double v,
 {
     int upper = conv == 'A';
     const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
-    const char *sign = __builtin_signbit(v)        ? "-"
-                       : (sp->flags & FL_PLUS)  ? "+"
-                       : (sp->flags & FL_SPACE) ? " "
-                                                : "";
-    if (!__builtin_isfinite(v)) {
-        const char *s = __builtin_isnan(v) ? (upper ? "NAN" : "nan")
-                                           : (upper ? "INF" : "inf");
-        size_t trail = field_start(o, sp, sign, 3, 0);
-        emit(o, s, 3);
-        pad(o, ' ', trail);
+    const char *sign = float_sign(sp, v);
+    if (fmt_nonfinite(o, sp, sign, v, upper))
         return;
-    }
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
     int biased = (int)((bits >> 52) & 0x7FF);
