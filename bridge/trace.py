@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-MAX_EVENTS = 1 << 20  # per file; about 200 MB of JSON at most
+MAX_EVENTS = 1 << 18  # per trace: about 200 MB of host memory and 60 MB of JSON at most
 
 # The tracer the realm kernels report to, when one is active (set by `activate`).
 ACTIVE: Tracer | None = None
