@@ -70,6 +70,13 @@ def load_module(
 
     `origin` names it in messages (default: the path). Raises ModuleError when the file is missing, is
     not a regular file, or is not a valid module; the message carries wasmtime's whole reason.
+
+    >>> module = load_module(b'(module (func (export "answer") (result i32) (i32.const 42)))')
+    >>> [e.describe() for e in module.exports]
+    ['answer () -> i32']
+    >>> load_module(b"(module (func")
+    Traceback (most recent call last):
+    bridge.errors.ModuleError: <bytes>: not a valid WebAssembly text module: ...
     """
     if isinstance(source, (bytes, bytearray)):
         data, origin = bytes(source), origin or "<bytes>"

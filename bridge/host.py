@@ -50,6 +50,14 @@ class Handles:
     """Integer handles (1, 2, ...) for host objects, private to one guest instance.
 
     A guest only ever sees the numbers; another instance's numbers mean nothing here.
+
+    >>> handles = Handles()
+    >>> h = handles.add(["a host object"])
+    >>> h, handles.get(h, list)
+    (1, ['a host object'])
+    >>> handles.get(h, dict)
+    Traceback (most recent call last):
+    bridge.host.HandleError: handle 1 is not an open dict
     """
 
     def __init__(self, limit: int = MAX_HANDLES) -> None:

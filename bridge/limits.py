@@ -106,7 +106,11 @@ class HostMemory:
 
     @classmethod
     def parse(cls, spec: str) -> HostMemory:
-        """From the CLI's MIN[:MAX], e.g. "8GiB:16GiB". Raises ValueError for a bad spec."""
+        """From the CLI's MIN[:MAX], e.g. "8GiB:16GiB". Raises ValueError for a bad spec.
+
+        >>> HostMemory.parse("1MiB:4MiB")
+        HostMemory(minimum=1048576, maximum=4194304, is64=None)
+        """
         low, sep, high = spec.partition(":")
         minimum = parse_size(low)
         maximum = parse_size(high) if sep else None
@@ -164,6 +168,10 @@ class Limits:
     * `max_host_memory`: host-side state the guest may hold through host functions (KV caches...).
 
     Raises ValueError for a bound out of range.
+
+    >>> limits = Limits(timeout=5, fuel=10**9)
+    >>> (limits.timeout, limits.fuel, format_bytes(limits.max_memory))
+    (5, 1000000000, '16 GiB')
     """
 
     timeout: float | None = None

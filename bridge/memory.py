@@ -99,6 +99,17 @@ class GuestMemory:
         allowed. `function` and `parameter` only name the culprit in the error.
 
         Raises BoundsError when any byte of the range lies outside the memory, or `count` is negative.
+
+        >>> from bridge import Guest
+        >>> guest = Guest(b'(module (memory (export "memory") 1))')
+        >>> words = guest.memory.view(16, 4, np.uint32)
+        >>> words[:] = [1, 2, 3, 4]
+        >>> guest.memory.view(16, 8).tolist()  # the same bytes, zero-copy
+        [1, 0, 0, 0, 2, 0, 0, 0]
+        >>> guest.memory.view(65530, 16, function="f", parameter="p")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bridge.errors.BoundsError: host function `f`, parameter `p`: range is outside guest memory: ...
+        >>> guest.close()
         """
         dt = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
         ptr &= self.pointer_mask
