@@ -982,14 +982,13 @@ static void scores_portable(const float *q, const float *kt, int64_t head_dim, i
     }
 }
 
-static float softmax_portable(float *p, int64_t from, int64_t limit, float top) {
+static void softmax_portable(float *p, int64_t from, int64_t limit, float top) {
     float sum = 0.0f;
     for (int64_t s = from; s < limit; s++) {
         p[s] = expf(p[s] - top);
         sum += p[s];
     }
     for (int64_t s = from; s < limit; s++) p[s] = from_half(to_half(p[s] / sum));
-    return sum;
 }
 
 static void values_portable(float *o, const float *p, const float *v, int64_t head_dim, int64_t b0, int64_t s0,
@@ -1028,7 +1027,7 @@ AVX512 static inline __attribute__((always_inline)) __m512 exp_avx512(__m512 x) 
     return _mm512_scalef_ps(y, n);
 }
 
-AVX512 static float softmax_avx512(float *p, int64_t from, int64_t limit, float top) {
+AVX512 static void softmax_avx512(float *p, int64_t from, int64_t limit, float top) {
     __m512 sums = _mm512_setzero_ps();
     const __m512 t = _mm512_set1_ps(top);
     for (int64_t s = from; s < limit; s += 16) {
@@ -1044,7 +1043,6 @@ AVX512 static float softmax_avx512(float *p, int64_t from, int64_t limit, float 
         const __m512 w = _mm512_div_ps(_mm512_maskz_loadu_ps(m, p + s), total);
         _mm512_mask_storeu_ps(p + s, m, _mm512_cvtph_ps(_mm512_cvtps_ph(w, _MM_FROUND_TO_NEAREST_INT)));
     }
-    return sum;
 }
 
 /* head_dim a multiple of 64: 64 dims at a time in four registers, over every key of the block */
@@ -1093,7 +1091,7 @@ AVX2 static inline __attribute__((always_inline)) __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(y, _mm256_castsi256_ps(scale));
 }
 
-AVX2 static float softmax_avx2(float *p, int64_t from, int64_t limit, float top) {
+AVX2 static void softmax_avx2(float *p, int64_t from, int64_t limit, float top) {
     __m256 sums = _mm256_setzero_ps();
     const __m256 t = _mm256_set1_ps(top);
     int64_t s = from;
@@ -1118,7 +1116,6 @@ AVX2 static float softmax_avx2(float *p, int64_t from, int64_t limit, float top)
         _mm256_storeu_ps(p + s, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_div_ps(_mm256_loadu_ps(p + s), total),
                                                                 _MM_FROUND_TO_NEAREST_INT)));
     for (; s < limit; s++) p[s] = from_half(to_half(p[s] / sum));
-    return sum;
 }
 
 AVX2 static void values_avx2(float *o, const float *p, const float *v, int64_t head_dim, int64_t b0, int64_t s0,
@@ -1218,12 +1215,18 @@ static inline void attention_scores(const float *q, const float *kt, int64_t hea
     scores_portable(q, kt, head_dim, b0, s0, s1, scale, p);
 }
 
-static inline float attention_softmax(float *p, int64_t from, int64_t limit, float top) {
+static inline void attention_softmax(float *p, int64_t from, int64_t limit, float top) {
 #ifdef HAVE_AVX512_DOTS
-    if (cpu_level >= 2) return softmax_avx512(p, from, limit, top);
-    if (cpu_level == 1) return softmax_avx2(p, from, limit, top);
+    if (cpu_level >= 2) {
+        softmax_avx512(p, from, limit, top);
+        return;
+    }
+    if (cpu_level == 1) {
+        softmax_avx2(p, from, limit, top);
+        return;
+    }
 #endif
-    return softmax_portable(p, from, limit, top);
+    softmax_portable(p, from, limit, top);
 }
 
 static inline void attention_values(float *o, const float *p, const float *v, int64_t head_dim, int64_t b0,
@@ -1278,14 +1281,14 @@ static void attention_parts(void *arg, int64_t begin, int64_t stop) {
         const bridge_seq *seq = &a->seqs[part->seq];
         const int64_t heads = part->h1 - part->h0, rows = (part->t1 - part->t0) * heads;
         const int64_t kvh = part->h0 / a->group;
-        /* scratch: each row's q as f16 values (rows, head_dim) | its top and sum (rows, 2) | a block of keys
-         * or values widened (ATTN_KEYS, head_dim) */
-        float *qf = thread_scratch(SCRATCH_ATTN, (size_t)(rows * head_dim + rows * 2 + ATTN_KEYS * head_dim) * 4);
+        /* scratch: each row's q as f16 values (rows, head_dim) | its top score (rows) | a block of keys or
+         * values widened (ATTN_KEYS, head_dim) */
+        float *qf = thread_scratch(SCRATCH_ATTN, (size_t)(rows * head_dim + rows + ATTN_KEYS * head_dim) * 4);
         if (!qf) {
             atomic_store(&a->failed, 1);
             return;
         }
-        float *stats = qf + rows * head_dim, *block = stats + rows * 2;
+        float *top = qf + rows * head_dim, *block = top + rows;
         int64_t lo = INT64_MAX, hi = 0; /* the positions any row sees */
         for (int64_t t = part->t0; t < part->t1; t++) {
             int64_t from, limit;
@@ -1296,7 +1299,7 @@ static void attention_parts(void *arg, int64_t begin, int64_t stop) {
                 const int64_t r = (t - part->t0) * heads + (h - part->h0);
                 const float *qv = a->q + t * a->qd + h * head_dim;
                 for (int64_t i = 0; i < head_dim; i++) qf[r * head_dim + i] = from_half(to_half(qv[i]));
-                stats[2 * r] = -INFINITY;
+                top[r] = -INFINITY;
             }
         }
         /* scores, block by block of keys (each block widened from f16 and transposed once for all rows) */
@@ -1313,7 +1316,7 @@ static void attention_parts(void *arg, int64_t begin, int64_t stop) {
                     float *p = a->probs + (t * a->n_head + h) * a->max_end;
                     attention_scores(qf + r * head_dim, block, head_dim, b0, s0, s1, a->scale, p);
                     for (int64_t s = s0; s < s1; s++)
-                        if (p[s] > stats[2 * r]) stats[2 * r] = p[s];
+                        if (p[s] > top[r]) top[r] = p[s];
                 }
             }
         }
@@ -1323,7 +1326,7 @@ static void attention_parts(void *arg, int64_t begin, int64_t stop) {
             attention_span(a, part, t, &from, &limit);
             for (int64_t h = part->h0; h < part->h1; h++) {
                 const int64_t r = (t - part->t0) * heads + (h - part->h0);
-                attention_softmax(a->probs + (t * a->n_head + h) * a->max_end, from, limit, stats[2 * r]);
+                attention_softmax(a->probs + (t * a->n_head + h) * a->max_end, from, limit, top[r]);
                 float *o = a->attn + t * a->qd + h * head_dim;
                 for (int64_t i = 0; i < head_dim; i++) o[i] = 0.0f;
             }
