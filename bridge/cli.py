@@ -402,7 +402,8 @@ def _threads_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _kernels_line() -> str:
+def _kernels_line(fallbacks_before: tuple[int, int]) -> str:
+    """The kernels a run used, and the numpy fallbacks since `fallbacks_before` (FALLBACKS.counts())."""
     from .realm import native
 
     info = native.info()
@@ -412,8 +413,11 @@ def _kernels_line() -> str:
     if info["kernels"] == "native":
         from .realm.model import FALLBACKS
 
-        if FALLBACKS.layers or FALLBACKS.products:
-            line += f"; numpy fallbacks: {FALLBACKS.layers} layer passes, {FALLBACKS.products} products"
+        layers, products = (
+            now - before for now, before in zip(FALLBACKS.counts(), fallbacks_before, strict=True)
+        )
+        if layers or products:
+            line += f"; numpy fallbacks: {layers} layer passes, {products} products"
         else:
             line += "; no numpy fallback"
     return line
@@ -645,7 +649,9 @@ def _run_guest(
 ) -> int:
     from . import trace
     from .realm.abi import format_stats
+    from .realm.model import FALLBACKS
 
+    fallbacks_before = FALLBACKS.counts()
     # User registries come last, so they can replace a realm function of the same name.
     with (
         trace.session(args.trace, f"guest {Path(args.guest).name}") as tracer,
@@ -686,7 +692,7 @@ def _run_guest(
                     state.stats, guest.memory.size, sizes[0] if sizes else None, state.pool_summary()
                 )
                 print(report, file=sys.stderr)
-                print(_kernels_line(), file=sys.stderr)
+                print(_kernels_line(fallbacks_before), file=sys.stderr)
 
 
 def _note_unused_models(models: Any) -> None:

@@ -10,9 +10,12 @@ what the guest wants, what the host has, and the nearest names, instead of wasmt
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import difflib
+import io
 import os
+import select
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +38,22 @@ WASI_MODULE = "wasi_snapshot_preview1"
 
 @dataclass
 class GuestModule:
-    """A validated guest module and what bridge read from its binary."""
+    """A validated guest module and what bridge read from its binary.
+
+    Compile once with `load_module`, then start as many guests from it as you like; each has its own
+    store, memory and globals:
+
+    >>> module = load_module(b'''(module
+    ...   (global $n (mut i32) (i32.const 0))
+    ...   (func (export "count") (result i32)
+    ...     (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    ...     (global.get $n)))''')
+    >>> module.origin, module.is64, [e.describe() for e in module.exports]
+    ('<bytes>', False, ['count () -> i32'])
+    >>> with Guest(module) as a, Guest(module) as b:
+    ...     print(a.call("count"), a.call("count"), b.call("count"))
+    1 2 1
+    """
 
     compiled: _seam.CompiledModule
     memories: list[MemoryInfo]
@@ -74,7 +92,7 @@ def load_module(
     >>> module = load_module(b'(module (func (export "answer") (result i32) (i32.const 42)))')
     >>> [e.describe() for e in module.exports]
     ['answer () -> i32']
-    >>> load_module(b"(module (func")
+    >>> load_module(b"(module (func")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     bridge.errors.ModuleError: <bytes>: not a valid WebAssembly text module: ...
     """
@@ -211,7 +229,8 @@ class Guest:
 
     `argv[0]` is the program name the guest sees. `stdout`/`stderr` are file paths to write the guest's
     output to, file-like objects (binary or text: io.BytesIO, io.StringIO, an open file), or functions
-    called with each write's bytes (default: this process's). `stdin` is "null"
+    called with each write's bytes (default: this process's); what a call writes has reached them when the
+    call returns. `stdin` is "null"
     (the default: reads see end of file), "inherit" (this process's stdin; True means the same) or a
     file path. `dirs` maps host directories to
     guest paths, as (host, guest) or (host, guest, read_only); the guest sees no file system beyond
@@ -226,6 +245,24 @@ class Guest:
     Raises ModuleError for an invalid module, LinkError when its imports cannot be satisfied, and
     ValueError for a limit out of range. Use it as a context manager, or call `close()`, to free its
     store at once; nothing else keeps a closed guest alive.
+
+    >>> guest = Guest(b'''(module
+    ...   (memory (export "memory") 1)
+    ...   (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+    ...   (func (export "load") (param i32) (result i32) (i32.load (local.get 0))))''')
+    >>> guest.exports(), guest.signature("add")
+    (['memory', 'add', 'load'], (['i32', 'i32'], ['i32']))
+    >>> guest.call("add", 2, 3)
+    5
+    >>> guest.memory.write(16, (1234).to_bytes(4, "little"))  # the host writes, the guest reads
+    >>> guest.call("load", 16)
+    1234
+    >>> guest.call("Add", 2, 3)
+    Traceback (most recent call last):
+    bridge.errors.LinkError: <bytes>: no exported function `Add`; nearest: add
+    >>> guest.close()
+    >>> guest.closed
+    True
     """
 
     def __init__(
@@ -256,7 +293,7 @@ class Guest:
         self._closed = False
         self._files: list[int] = []
         self._pipe_ends: list[int] = []
-        self._drains: list[threading.Thread] = []
+        self._drains: list[_Drain] = []
         self._contexts: dict[int, Context] = {}
         self._memories: dict[int, GuestMemory] = {}
         self._host_memories: dict[int, _seam.MemoryAccess] = {}
@@ -353,18 +390,10 @@ class Guest:
 
     def _pipe_to(self, sink: Sink) -> str:
         """A path WASI can open for writing whose bytes reach `sink`, from a draining thread."""
-        read_end, write_end = os.pipe()
-        self._pipe_ends.append(write_end)
-
-        def drain() -> None:
-            with os.fdopen(read_end, "rb", buffering=0) as pipe:
-                while data := pipe.read(65536):
-                    sink(data)
-
-        thread = threading.Thread(target=drain, name="bridge-output", daemon=True)
-        thread.start()
-        self._drains.append(thread)
-        return f"/dev/fd/{write_end}"
+        drain = _Drain(sink)
+        self._pipe_ends.append(drain.write_end)
+        self._drains.append(drain)
+        return f"/dev/fd/{drain.write_end}"
 
     def _providers(self, registries: Sequence[HostFunctions]) -> dict[tuple[str, str], HostFunction]:
         providers: dict[tuple[str, str], HostFunction] = {}
@@ -377,9 +406,11 @@ class Guest:
         return providers
 
     def _pointer64(self, ref: MemoryRef) -> bool:
+        """Whether pointers into memory `ref` are 64-bit; raises LinkError (to be listed among the link
+        problems, so without the module's name) when the guest has no such memory."""
         info = _find_memory(self.module.memories, ref)
         if info is None:
-            raise LinkError(f"{self.module.origin}: the guest has no memory {_ref_text(ref)}")
+            raise LinkError(f"the guest has no memory {_ref_text(ref)}")
         return info.is64
 
     def _check_imports(self, providers: dict[tuple[str, str], HostFunction]) -> None:
@@ -495,10 +526,33 @@ class Guest:
         instance = self.instance
         if not instance.has_function(name):
             self.signature(name)  # raises LinkError with the nearest names
-        return instance.call(name, *args)
+        try:
+            return instance.call(name, *args)
+        finally:
+            for drain in self._drains:
+                drain.sync()  # what the call wrote has reached its stdout/stderr sink when it returns
 
     def run(self) -> int:
-        """Runs the command's `_start` and returns its exit code."""
+        r"""Runs the command's `_start` and returns its exit code.
+
+        Here a WASI command writes "hi" to a captured stdout and exits with status 2:
+
+        >>> import io
+        >>> out = io.StringIO()
+        >>> guest = Guest(rb'''(module
+        ...   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+        ...   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+        ...   (memory (export "memory") 1)
+        ...   (data (i32.const 0) "\08\00\00\00\03\00\00\00hi\n")  ;; one iovec {8, 3}, then its bytes
+        ...   (func (export "_start")
+        ...     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 16)))
+        ...     (call $proc_exit (i32.const 2))))''', stdout=out)
+        >>> guest.run()
+        2
+        >>> out.getvalue()  # a call's output has reached `out` when the call returns
+        'hi\n'
+        >>> guest.close()
+        """
         try:
             self.call("_start")
         except GuestExit as exit_:
@@ -541,8 +595,8 @@ class Guest:
             os.close(fd)
         self._files.clear()
         self._pipe_ends.clear()
-        for thread in self._drains:
-            thread.join()  # the store is gone, so its pipe ends are closed: every drain sees the end
+        for drain in self._drains:
+            drain.join()  # the store is gone, so its pipe ends are closed: every drain sees the end
         self._drains.clear()
 
     def __enter__(self) -> Guest:
@@ -553,15 +607,83 @@ class Guest:
 
 
 def _file_writer(stream: Any) -> Sink:
-    """A sink writing into a file-like object: bytes to a binary one, UTF-8 text to a text one."""
+    """A sink writing into a file-like object: bytes to a binary one, UTF-8 text to a text one (a character
+    split across two writes is decoded whole)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     def write(data: bytes) -> None:
+        if isinstance(stream, io.TextIOBase):
+            stream.write(decoder.decode(data))
+            return
         try:
             stream.write(data)
-        except TypeError:  # a text stream
-            stream.write(data.decode("utf-8", "replace"))
+        except TypeError:  # a text stream that is not an io.TextIOBase
+            stream.write(decoder.decode(data))
 
     return write
+
+
+class _Drain:
+    """A pipe the guest's WASI stdout or stderr writes into, and the thread that copies its bytes to `sink`
+    (wasmtime never calls Python from its own threads). `sync()` returns once every byte written so far
+    has reached the sink: a guest's writes are complete when its call returns, so after a call the bytes
+    are in the pipe, and the thread empties it before it answers."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._read, self.write_end = os.pipe()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._read, False)
+        self._synced = threading.Event()
+        self._thread = threading.Thread(target=self._copy, name="bridge-output", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        poller = select.poll()
+        poller.register(self._read, select.POLLIN)
+        poller.register(self._wake_read, select.POLLIN)
+        try:
+            while True:
+                ready = {fd for fd, _ in poller.poll()}
+                if self._read in ready and not self._empty():
+                    return  # every write end is closed
+                if self._wake_read in ready:
+                    os.read(self._wake_read, 4096)
+                    ended = not self._empty()
+                    self._synced.set()
+                    if ended:
+                        return
+        finally:
+            self._synced.set()
+            os.close(self._read)
+            os.close(self._wake_read)
+
+    def _empty(self) -> bool:
+        """Copies what the pipe holds to the sink; False once the pipe has ended."""
+        while True:
+            try:
+                data = os.read(self._read, 65536)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            self._sink(data)
+
+    def sync(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self._synced.clear()
+        try:
+            os.write(self._wake_write, b"s")
+        except BrokenPipeError:  # the thread has just ended
+            return
+        while not self._synced.wait(0.1):
+            if not self._thread.is_alive():
+                return
+
+    def join(self) -> None:
+        self._thread.join()
+        os.close(self._wake_write)
 
 
 def _binder(hf: HostFunction, ctx: Context) -> Any:

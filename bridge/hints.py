@@ -59,17 +59,74 @@ class Array:
 
 
 def In(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str | None = None) -> Array:
-    """An input array: a read-only view."""
+    """An input array: a read-only view.
+
+    Its count may be an expression of the integer parameters:
+
+    >>> import numpy as np
+    >>> from typing import Annotated
+    >>> from numpy.typing import NDArray
+    >>> from bridge import Guest, HostFunctions, f64, u32
+    >>> host = HostFunctions()
+    >>> @host.function
+    ... def trace(m: Annotated[NDArray[np.float64], In("n * n")], n: u32) -> f64:
+    ...     return float(m.reshape(n, n).trace())
+    >>> guest = Guest(b'''(module (import "env" "trace" (func $trace (param i32 i32) (result f64)))
+    ...   (memory (export "memory") 1)
+    ...   (func (export "trace2") (param i32) (result f64) (call $trace (local.get 0) (i32.const 2))))''',
+    ...   hosts=[host])
+    >>> guest.memory.view(64, 4, np.float64)[:] = [1, 2, 3, 4]  # the 2x2 matrix [[1, 2], [3, 4]]
+    >>> guest.call("trace2", 64)
+    5.0
+    >>> guest.close()
+    """
     return Array(count, memory, dtype, writable=False, ctype=ctype)
 
 
 def Out(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str | None = None) -> Array:
-    """An output array: a writable view the function fills."""
+    """An output array: a writable view the function fills.
+
+    >>> import numpy as np
+    >>> from typing import Annotated
+    >>> from numpy.typing import NDArray
+    >>> from bridge import Guest, HostFunctions, u32
+    >>> host = HostFunctions()
+    >>> @host.function
+    ... def squares(out: Annotated[NDArray[np.int32], Out("n")], n: u32) -> None:
+    ...     out[:] = np.arange(n) ** 2  # written straight into guest memory
+    >>> guest = Guest(b'''(module (import "env" "squares" (func $squares (param i32 i32)))
+    ...   (memory (export "memory") 1)
+    ...   (func (export "fill") (param i32 i32) (call $squares (local.get 0) (local.get 1))))''',
+    ...   hosts=[host])
+    >>> guest.call("fill", 1024, 5)
+    >>> guest.memory.view(1024, 5, np.int32).tolist()
+    [0, 1, 4, 9, 16]
+    >>> guest.close()
+    """
     return Array(count, memory, dtype, writable=True, ctype=ctype)
 
 
 def InOut(count: Count, *, memory: MemoryRef = None, dtype: Any = None, ctype: str | None = None) -> Array:
-    """An array read and written in place."""
+    """An array read and written in place.
+
+    >>> import numpy as np
+    >>> from typing import Annotated
+    >>> from numpy.typing import NDArray
+    >>> from bridge import Guest, HostFunctions, f32, u32
+    >>> host = HostFunctions()
+    >>> @host.function
+    ... def scale(xs: Annotated[NDArray[np.float32], InOut("n")], n: u32, k: f32) -> None:
+    ...     xs *= k
+    >>> guest = Guest(b'''(module (import "env" "scale" (func $scale (param i32 i32 f32)))
+    ...   (memory (export "memory") 1)
+    ...   (func (export "scale") (param i32 i32 f32)
+    ...     (call $scale (local.get 0) (local.get 1) (local.get 2))))''', hosts=[host])
+    >>> guest.memory.view(0, 3, np.float32)[:] = [1, 2, 3]
+    >>> guest.call("scale", 0, 3, 0.5)
+    >>> guest.memory.view(0, 3, np.float32).tolist()
+    [0.5, 1.0, 1.5]
+    >>> guest.close()
+    """
     return Array(count, memory, dtype, writable=True, ctype=ctype)
 
 

@@ -35,11 +35,34 @@ _SIGNED_RANGE = {"i32": (-(1 << 31), 1 << 31), "i64": (-(1 << 63), 1 << 63)}
 
 
 class HandleError(LookupError):
-    """A handle that is unknown, already closed, or of another kind."""
+    """A handle that is unknown, already closed, or of another kind.
+
+    >>> handles = Handles()
+    >>> h = handles.add(["a host object"])
+    >>> handles.pop(h, list)  # closed: the guest's number is now stale
+    ['a host object']
+    >>> handles.get(h, list)
+    Traceback (most recent call last):
+    bridge.host.HandleError: handle 1 is not an open list
+    >>> handles.add(["another"])  # numbers are never reused, so a stale one cannot reach this object
+    2
+    """
 
 
 class HandleLimitError(MemoryError):
-    """A guest instance holds as many handles as it may (`Handles.limit`)."""
+    """A guest instance holds as many handles as it may (`Handles.limit`).
+
+    >>> handles = Handles(limit=2)
+    >>> handles.add("a"), handles.add("b")
+    (1, 2)
+    >>> handles.add("c")
+    Traceback (most recent call last):
+    bridge.host.HandleLimitError: 2 handles are open, the most one guest may hold
+    >>> handles.pop(1, str)  # closing one makes room
+    'a'
+    >>> handles.add("c")
+    3
+    """
 
 
 # Open handles one instance may hold at once: each costs host memory, so a loop of opens is bounded.
@@ -114,6 +137,34 @@ class Context:
     Declare a parameter of type `Context` to receive it. It gives the instance's memories, the
     registry's per-instance `state`, a private handle table, and calls back into the guest.
     Arrays obtained from it are valid only during the current host call.
+
+    Here the host keeps lists for the guest, which sees only their handles (its module re-exports the
+    imports, so this example can call them directly):
+
+    >>> from bridge import Guest, HostFunctions, i32
+    >>> host = HostFunctions()
+    >>> @host.function
+    ... def list_new(ctx: Context) -> i32:
+    ...     return ctx.handles.add([])
+    >>> @host.function
+    ... def list_push(ctx: Context, handle: i32, value: i32) -> None:
+    ...     ctx.handles.get(handle, list).append(value)
+    >>> @host.function
+    ... def list_free(ctx: Context, handle: i32) -> None:
+    ...     ctx.handles.pop(handle, list)
+    >>> guest = Guest(b'''(module
+    ...   (func (export "new") (import "env" "list_new") (result i32))
+    ...   (func (export "push") (import "env" "list_push") (param i32 i32))
+    ...   (func (export "free") (import "env" "list_free") (param i32)))''', hosts=[host])
+    >>> h = guest.call("new")
+    >>> guest.call("push", h, 7)
+    >>> guest.context(host).handles.get(h, list)  # the same Context, from outside
+    [7]
+    >>> guest.call("free", h)
+    >>> guest.call("push", h, 8)
+    Traceback (most recent call last):
+    bridge.errors.HostError: host function `list_push` raised HandleError: handle 1 is not an open list
+    >>> guest.close()
     """
 
     def __init__(self, instance: GuestInstance, state: Any) -> None:
@@ -208,7 +259,22 @@ def _dtype_from_hint(hint: Any) -> np.dtype[Any] | None:
 
 
 class HostFunction:
-    """One compiled declaration: a Python function and the guest signature its hints declare."""
+    """One compiled declaration: a Python function and the guest signature its hints declare.
+
+    >>> from bridge import HostFunctions, Utf8, u32
+    >>> host = HostFunctions()
+    >>> @host.function
+    ... def count_words(text: Utf8) -> u32:
+    ...     return len(text.split())
+    >>> host["count_words"]
+    <HostFunction env.count_words>
+    >>> host["count_words"].describe(lambda memory: False)  # a wasm32 guest: (pointer, length) as i32
+    'env.count_words (i32, i32) -> i32'
+    >>> host["count_words"].describe(lambda memory: True)  # a wasm64 guest: as i64
+    'env.count_words (i64, i64) -> i32'
+    >>> count_words("still a plain function")  # the decorator returns the function unchanged
+    4
+    """
 
     def __init__(
         self,
@@ -625,6 +691,24 @@ class HostFunctions:
 
     `state`, if given, is called once per guest instance; host functions reach the result as
     `ctx.state`.
+
+    >>> from bridge import Guest, i32
+    >>> stats = HostFunctions("stats", state=list)  # guests import from "stats"; each gets its own list
+    >>> @stats.function
+    ... def record(ctx: Context, value: i32) -> None:
+    ...     ctx.state.append(value)
+    >>> @stats.function(name="count")
+    ... def count_recorded(ctx: Context) -> i32:
+    ...     return len(ctx.state)
+    >>> stats
+    <HostFunctions 'stats': record, count>
+    >>> wat = b'''(module
+    ...   (import "stats" "record" (func $record (param i32)))
+    ...   (import "stats" "count" (func $count (result i32)))
+    ...   (func (export "run") (param i32) (result i32) (call $record (local.get 0)) (call $count)))'''
+    >>> with Guest(wat, hosts=[stats]) as a, Guest(wat, hosts=[stats]) as b:
+    ...     print(a.call("run", 10), a.call("run", 20), b.call("run", 30), a.context(stats).state)
+    1 2 1 [10, 20]
     """
 
     def __init__(self, module: str = "env", *, state: Callable[[], Any] | None = None) -> None:
@@ -646,6 +730,30 @@ class HostFunctions:
         By default an output array may not overlap another array of the same call (the guest traps
         with BoundsError); `allow_overlap=True` lets them alias, with numpy's semantics.
         Raises DeclarationError when the hints do not declare a guest signature.
+
+        >>> import numpy as np
+        >>> from typing import Annotated
+        >>> from numpy.typing import NDArray
+        >>> from bridge import Guest, In, Out, u32
+        >>> host = HostFunctions()
+        >>> @host.function
+        ... def copy(
+        ...     dst: Annotated[NDArray[np.uint8], Out("n")],
+        ...     src: Annotated[NDArray[np.uint8], In("n")],
+        ...     n: u32,
+        ... ) -> None:
+        ...     dst[:] = src
+        >>> guest = Guest(b'''(module  ;; it re-exports the import, for this example to call
+        ...   (func (export "copy") (import "env" "copy") (param i32 i32 i32))
+        ...   (memory (export "memory") 1))''', hosts=[host])
+        >>> guest.memory.write(0, b"abcdef")
+        >>> guest.call("copy", 8, 0, 6)
+        >>> guest.memory.read(8, 6)
+        b'abcdef'
+        >>> guest.call("copy", 2, 0, 6)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bridge.errors.BoundsError: host function `copy`: parameters `dst` [0x2, 0x8) and `src` [0x0, 0x6)...
+        >>> guest.close()
         """
 
         def register(f: F) -> F:
@@ -660,6 +768,22 @@ class HostFunctions:
         """Decorator, the escape hatch: `fn(ctx, *values)` gets the raw scalars (unsigned kinds masked).
 
         Pointers arrive as ints; check them with `ctx.view`. At most one result.
+
+        >>> from bridge import Guest
+        >>> host = HostFunctions()
+        >>> @host.raw("peek", ["usize"], ["i32"])
+        ... def peek(ctx: Context, address: int) -> int:
+        ...     return int(ctx.view(address, 1)[0])  # checked like any declared array
+        >>> guest = Guest(b'''(module (import "env" "peek" (func $peek (param i32) (result i32)))
+        ...   (memory (export "memory") 1)
+        ...   (data (i32.const 5) "*")
+        ...   (func (export "run") (param i32) (result i32) (call $peek (local.get 0))))''', hosts=[host])
+        >>> guest.call("run", 5)
+        42
+        >>> guest.call("run", -1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        bridge.errors.BoundsError: host function `peek`: range is outside guest memory: pointer 0xffffffff...
+        >>> guest.close()
         """
         if len(results) > 1:
             raise DeclarationError(f"`{name}`: at most one result")

@@ -98,6 +98,16 @@ class HostMemory:
 
     `minimum`/`maximum` are bytes (rounded up to whole 64 KiB pages); None takes the guest's own
     declared limits. `is64` None follows the guest's import; True or False insists on that index type.
+
+    >>> from bridge import Guest
+    >>> wat = b'''(module (import "env" "memory" (memory 1))
+    ...   (func (export "pages") (result i32) (memory.size)))'''
+    >>> with Guest(wat, memory=HostMemory(minimum=1 << 20)) as guest:  # 1 MiB instead of the guest's 64 KiB
+    ...     print(guest.call("pages"), guest.memory)
+    16 <GuestMemory 'env.memory' i32 1048576 bytes>
+    >>> Guest(wat, memory=HostMemory.parse("8GiB"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bridge.errors.LinkError: <bytes>: ... index type i32 (a 32-bit memory), which addresses at most 4 GiB, ...
     """
 
     minimum: int | None = None

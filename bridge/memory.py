@@ -37,6 +37,24 @@ class GuestMemory:
 
     `name` is how messages and host declarations refer to it (its export or import name, else
     "memory[i]"); `index` is its index in the module's memory index space.
+
+    >>> from bridge import Guest
+    >>> guest = Guest(b'(module (memory (export "memory") 1 4))')  # 1 page now, at most 4
+    >>> memory = guest.memory
+    >>> memory
+    <GuestMemory 'memory' i32 65536 bytes>
+    >>> memory.write(100, "héllo".encode())
+    >>> memory.read_str(100, 6), memory.read(100, 3)
+    ('héllo', b'h\xc3\xa9')
+    >>> memory.grow(1), memory.pages, memory.size  # grow returns the previous size in pages
+    (1, 2, 131072)
+    >>> memory.grow(8)
+    Traceback (most recent call last):
+    bridge.errors.LinkError: memory cannot grow by 8 pages: it has 2 and its maximum is 4
+    >>> memory.read(131070, 4)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bridge.errors.BoundsError: range is outside guest memory: pointer 0x1fffe, length 4 bytes, ...
+    >>> guest.close()
     """
 
     def __init__(self, access: MemoryAccess, name: str, index: int = 0) -> None:

@@ -51,7 +51,26 @@ MEMORY_PAGES = 2  # each fuzzing guest's memory: 128 KiB, fixed
 
 def pointers(memory_size: int, bits: int) -> st.SearchStrategy[int]:
     """Guest pointers worth trying against a memory of `memory_size` bytes: inside, at its end, just past
-    it, anywhere, and near the top of the address space (where 32-bit sums would wrap)."""
+    it, anywhere, and near the top of the address space (where 32-bit sums would wrap).
+
+    Draw them in a property test of your own pointer arithmetic, here a bounds check written as C would
+    write it, in uint32_t; hypothesis finds the pointer and count whose sum wraps past the check:
+
+    >>> from hypothesis import given, settings
+    >>> from bridge.testing import counts, pointers
+    >>> def fits(ptr, n, size):  # ptr + n <= size, in uint32_t arithmetic
+    ...     return (ptr + n) % 2**32 <= size
+    >>> @settings(max_examples=200, database=None, derandomize=True)
+    ... @given(ptr=pointers(65536, bits=32), n=counts(65536, bits=32))
+    ... def test_fits_means_inside(ptr, n):
+    ...     if fits(ptr, n, 65536):
+    ...         assert ptr + n <= 65536, f"{ptr} + {n} passed the check"
+    >>> test_fits_means_inside()  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AssertionError: 1 + 4294967295 passed the check
+    ...
+    """
     top = (1 << bits) - 1
     return st.one_of(
         st.integers(0, memory_size - 1),
@@ -64,7 +83,25 @@ def pointers(memory_size: int, bits: int) -> st.SearchStrategy[int]:
 
 def counts(memory_size: int, bits: int) -> st.SearchStrategy[int]:
     """Lengths and counts worth trying: none, a few, up to the memory's size, and huge ones that overflow
-    a byte count."""
+    a byte count.
+
+    Draw them in a property test of your own size arithmetic, here an element count turned into bytes
+    as C would do it, in uint32_t; hypothesis finds a count that wraps:
+
+    >>> from hypothesis import given, settings
+    >>> from bridge.testing import counts
+    >>> def byte_length(n):  # n int32 elements, in uint32_t arithmetic
+    ...     return n * 4 % 2**32
+    >>> @settings(max_examples=200, database=None, derandomize=True)
+    ... @given(n=counts(65536, bits=32))
+    ... def test_byte_length(n):
+    ...     assert byte_length(n) == 4 * n, f"{n} elements make {byte_length(n)} bytes"
+    >>> test_byte_length()  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AssertionError: 4294967279 elements make 4294967228 bytes
+    ...
+    """
     top = (1 << bits) - 1
     return st.one_of(
         st.integers(0, 16),
@@ -85,7 +122,23 @@ def fuzz_host_functions(
     """Fuzzes every function of `registry` (or those named in `functions`) on each target; returns
     {function: {target: {"calls", "returned", "trapped_out_of_range", "raised"}}}. Raises AssertionError
     when bridge lets an out-of-range call through, traps without naming the function and parameter, or
-    lets a call change memory outside its writable arrays."""
+    lets a call change memory outside its writable arrays.
+
+    >>> from typing import Annotated
+    >>> import numpy as np
+    >>> from numpy.typing import NDArray
+    >>> from bridge import HostFunctions, In, Out, usize
+    >>> from bridge.testing import fuzz_host_functions
+    >>> host = HostFunctions()
+    >>> @host.function
+    ... def reverse(src: Annotated[NDArray[np.int32], In("n")], dst: Annotated[NDArray[np.int32], Out("n")],
+    ...             n: usize) -> None:
+    ...     dst[:] = src[::-1]
+    >>> report = fuzz_host_functions(host, targets=["wasm32"], max_examples=40)
+    >>> tally = report["reverse"]["wasm32"]
+    >>> tally["calls"], tally["calls"] == tally["returned"] + tally["trapped_out_of_range"] + tally["raised"]
+    (40, True)
+    """
     report: dict[str, dict[str, dict[str, int]]] = {}
     for hf in registry:
         if functions is not None and hf.name not in functions:

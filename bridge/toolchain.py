@@ -100,11 +100,25 @@ def build(
     defines: Sequence[str] = (),
     stack_size: int = DEFAULT_STACK_SIZE,
 ) -> Path:
-    """Compiles C `sources` (or one Zig root file) into the module `output`, with a `stack_size`-byte
+    r"""Compiles C `sources` (or one Zig root file) into the module `output`, with a `stack_size`-byte
     stack.
 
     Raises BuildError with the compiler's messages when compilation or linking fails, and for a Zig
     guest given with other sources or for wasm64.
+
+    >>> import io
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from bridge import Guest
+    >>> out = io.StringIO()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     source = Path(tmp, "hello.c")
+    ...     _ = source.write_text('#include <stdio.h>\nint main(void) { puts("hello from C"); return 3; }\n')
+    ...     wasm = build([source], Path(tmp, "hello.wasm"))  # printf and friends: zig's WASI libc
+    ...     with Guest(wasm, stdout=out) as guest:
+    ...         code = guest.run()
+    >>> wasm.name, code, out.getvalue()
+    ('hello.wasm', 3, 'hello from C\n')
     """
     paths = [Path(s) for s in sources]
     if not paths:

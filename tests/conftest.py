@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import io
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bridge import toolchain
+from bridge import cli, toolchain
 from bridge.realm import native
 from bridge.realm.model import Model
 from bridge.realm.store import packaged_model_path
@@ -73,7 +76,54 @@ def build_c(name: str, target: toolchain.Target) -> Path:
     return toolchain.build_cached([GUESTS / f"{name}.c"], target=target)
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+@dataclasses.dataclass
+class CliResult:
+    """What `bridge ARGS` printed, and its exit code."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> CliResult:
+    """`bridge ARGS` run in this process through `cli.main(argv)`, its file descriptors 1 and 2 captured
+    (guests write to them directly, through WASI). The process-wide settings a run may change (kernels,
+    threads, SIMD path) are put back afterwards. Use `run_cli_process` for what only a fresh process
+    shows: signals, the interpreter's own exit, environment variables read at import."""
+    kernels, threads, cpu = native.kernels(), native.THREADS, native.active_cpu_path()
+    saved_streams, saved_fds, saved_cwd = (sys.stdout, sys.stderr), (os.dup(1), os.dup(2)), os.getcwd()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        # Unbuffered, so Python's writes and the guest's interleave in the order they were made.
+        sys.stdout, sys.stderr = (
+            io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", write_through=True)
+            for fd in (1, 2)
+        )
+        try:
+            os.chdir(cwd)
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exit_:  # argparse's usage errors, --help and --version
+                code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+        finally:
+            os.chdir(saved_cwd)
+            sys.stdout, sys.stderr = saved_streams
+            for fd, saved in zip((1, 2), saved_fds, strict=True):
+                os.dup2(saved, fd)
+                os.close(saved)
+            native.use(kernels)
+            native.set_threads(threads)
+            if cpu != "none":
+                native.cap_cpu_path(cpu)
+        out.seek(0)
+        err.seek(0)
+        return CliResult(code, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+
+
+def run_cli_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     """`python -m bridge ARGS` in a fresh process, as a user would run it."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(

@@ -309,17 +309,3 @@ def test_a_c_guest_without_main_is_a_build_error(tmp_path: Path) -> None:
         built = run_cli("build", str(source), "-o", str(tmp_path / "x.wasm"), "--target", target)
         assert built.returncode == 1 and "no `main` function" in built.stderr, built.stderr
         assert not (tmp_path / "x.wasm").exists()
-
-
-def test_readme_references_are_generated_from_the_code() -> None:
-    """The CLI reference (argparse's own help) and the realm ABI reference in README.md."""
-    import sys
-
-    from bridge import docs
-
-    readme = docs.README.read_text()
-    assert docs.abi_reference() in readme, "run: python -m bridge.docs"
-    if sys.version_info[:2] == (3, 11):  # argparse's layout differs between Python versions
-        assert docs.render(readme) == readme, "run: python -m bridge.docs"
-    for command in ("run", "build", "inspect", "header", "features", "serve", "bench", "trace"):
-        assert f"usage: bridge {command}" in readme

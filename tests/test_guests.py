@@ -80,6 +80,34 @@ def test_build_rejects_an_unknown_target(tmp_path: object) -> None:
         toolchain.build([GUESTS / "probe.c"], "out.wasm", target="wasm16")  # type: ignore[arg-type]
 
 
+def test_a_calls_output_has_reached_its_sink_when_the_call_returns() -> None:
+    """Captured output is not left in the pipe: each call's bytes are in the stream when it returns (even
+    more than a pipe holds), and a character split across two writes reaches a text stream whole."""
+    import io
+
+    writer = rb"""(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 4)
+      (data (i32.const 0) "\10\00\00\00\01\00\00\00")  ;; iovec {16, 1}: the first byte of "\c3\a9"
+      (data (i32.const 8) "\11\00\00\00\01\00\00\00")  ;; iovec {17, 1}: the second
+      (data (i32.const 16) "\c3\a9")
+      (data (i32.const 32) "\00\01\00\00\00\00\03\00")  ;; iovec {256, 196608}: 192 KiB of zeros
+      (func (export "half") (param $which i32)
+        (drop (call $write
+          (i32.const 1) (i32.mul (local.get $which) (i32.const 8)) (i32.const 1) (i32.const 48))))
+      (func (export "big") (drop (call $write (i32.const 1) (i32.const 32) (i32.const 1) (i32.const 48)))))"""
+    text, binary = io.StringIO(), io.BytesIO()
+    with Guest(writer, stdout=text) as guest:
+        guest.call("half", 0)
+        assert text.getvalue() == ""  # half a character waits for the rest
+        guest.call("half", 1)
+        assert text.getvalue() == "\u00e9"
+    with Guest(writer, stdout=binary) as guest:
+        for calls in range(1, 4):
+            guest.call("big")
+            assert len(binary.getvalue()) == calls * 196608
+
+
 def test_output_into_file_like_objects() -> None:
     """stdout and stderr may be binary or text file-like objects, as well as paths and functions."""
     import io

@@ -330,6 +330,12 @@ def test_link_errors_name_the_import_and_the_nearest_names() -> None:
         "guest imports `env.rev (i32, i32) -> ()`, but the host declares `env.rev (i32, i32, i32) -> ()`"
         in text
     )
+    without_memory = b"""(module (import "env" "total" (func (param i32 i32) (result f64))))"""
+    with pytest.raises(LinkError) as info:
+        Guest(without_memory, hosts=[host])
+    assert str(info.value) == (
+        "<bytes>: cannot link:\n  - host function `env.total`: the guest has no memory (default)"
+    )
 
 
 def test_declaration_errors_are_clear() -> None:

@@ -42,7 +42,7 @@ from bridge import (
 )
 from bridge.realm.abi import ModelStore, packaged_model_path, realm_functions
 
-from .conftest import GUESTS, ROOT, build_c, run_cli
+from .conftest import GUESTS, ROOT, CliResult, build_c, run_cli
 from .test_hostcall import forwarding_guest
 
 LIMITS = GUESTS / "limits"
@@ -52,7 +52,7 @@ needs_model = pytest.mark.skipif(
 TICK_HOST = str(LIMITS / "tick_host.py")
 
 
-def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, stdin: str | None = None) -> CliResult | subprocess.CompletedProcess[str]:
     ran = run_cli(*args) if stdin is None else _run_with_stdin(args, stdin)
     assert "Traceback" not in ran.stderr, ran.stderr
     return ran

@@ -99,7 +99,12 @@ def _memory_access(store: wasmtime.Store, memory: wasmtime.Memory) -> MemoryAcce
         try:
             return int(memory.grow(store, pages))
         except wasmtime.WasmtimeError as exc:
-            raise LinkError(f"memory cannot grow by {pages} pages: {explain(exc)}") from None
+            now, maximum = int(memory.size(store)), memory.type(store).limits.max
+            if maximum is not None and now + pages > maximum:
+                why = f"it has {now} and its maximum is {maximum}"
+            else:
+                why = f"the store refused it (its memory limit, or the host's): {explain(exc)}"
+            raise LinkError(f"memory cannot grow by {pages} pages: {why}") from None
 
     return MemoryAccess(
         size=functools.partial(size_fn, context, raw),

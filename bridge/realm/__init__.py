@@ -1,11 +1,11 @@
 """Realm: LLM inference for wasm guests, with the model's weights kept host-side.
 
 `Model` is the plain Python API (no guest involved); `realm_functions` adapts it to the `realm_*` host
-functions guests import (ABI version 1.1, `guest/include/realm.h`), serving the models of a `ModelStore`.
+functions guests import (ABI version 1.2, `guest/include/realm.h`), serving the models of a `ModelStore`.
 """
 
 from .abi import ABI_MINOR_VERSION, ABI_VERSION, ModelStore, RealmStats, realm_functions
-from .model import Config, KVContext, Model, ModelError, RealmError, generate_greedy
+from .model import Config, KVContext, Model, ModelError, RealmError
 from .tokenizer import Tokenizer, TokenizerError
 
 __all__ = [
@@ -20,6 +20,5 @@ __all__ = [
     "RealmStats",
     "Tokenizer",
     "TokenizerError",
-    "generate_greedy",
     "realm_functions",
 ]

