@@ -123,9 +123,17 @@ def run_cli(*args: str, cwd: Path = ROOT) -> CliResult:
         return CliResult(code, out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 
 
-def run_cli_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """`python -m bridge ARGS` in a fresh process, as a user would run it."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_cli_process(
+    *args: str, cwd: Path = ROOT, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bridge ARGS` in a fresh process, as a user would run it, with `stdin` piped in."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "bridge", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+        [sys.executable, "-m", "bridge", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import GUESTS, ROOT, run_cli
+from .conftest import GUESTS, ROOT, run_cli, run_cli_process
 
 HELLO_OUTPUT = "sum of 1..10 = 55\nreversed: 10 9 8 7 6 5 4 3 2 1\n"
 
@@ -204,7 +204,7 @@ def test_version() -> None:
     from bridge.cli import main
 
     assert bridge.__version__ and bridge.__version__[0].isdigit()
-    ran = run_cli("--version")
+    ran = run_cli_process("--version")  # `python -m bridge` itself
     assert ran.returncode == 0 and ran.stdout.strip() == f"bridge {bridge.__version__}"
     with pytest.raises(SystemExit) as exited:
         main(["--version"])
@@ -290,15 +290,10 @@ def test_the_wat_example_runs_against_the_hello_host() -> None:
 
 
 def test_run_says_when_it_builds_a_guest(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, BRIDGE_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "bridge", "run", "examples/hello"]
-    first = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    env = {"BRIDGE_CACHE_DIR": str(tmp_path / "cache")}
+    first = run_cli_process("run", "examples/hello", env=env)
     assert first.returncode == 0 and "bridge: building hello.c for wasm32" in first.stderr
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    again = run_cli_process("run", "examples/hello", env=env)
     assert again.returncode == 0 and "building" not in again.stderr  # cached
 
 

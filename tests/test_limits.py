@@ -42,7 +42,7 @@ from bridge import (
 )
 from bridge.realm.abi import ModelStore, packaged_model_path, realm_functions
 
-from .conftest import GUESTS, ROOT, CliResult, build_c, run_cli
+from .conftest import GUESTS, ROOT, CliResult, build_c, run_cli, run_cli_process
 from .test_hostcall import forwarding_guest
 
 LIMITS = GUESTS / "limits"
@@ -53,21 +53,9 @@ TICK_HOST = str(LIMITS / "tick_host.py")
 
 
 def _cli(*args: str, stdin: str | None = None) -> CliResult | subprocess.CompletedProcess[str]:
-    ran = run_cli(*args) if stdin is None else _run_with_stdin(args, stdin)
+    ran = run_cli(*args) if stdin is None else run_cli_process(*args, stdin=stdin)
     assert "Traceback" not in ran.stderr, ran.stderr
     return ran
-
-
-def _run_with_stdin(args: tuple[str, ...], text: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "bridge", *args],
-        input=text,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 def _max_rss_mib(args: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:

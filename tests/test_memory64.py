@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from bridge.cli import _load_hosts
 from bridge.limits import GiB, HostMemory, parse_size
 from bridge.toolchain import Target
 
-from .conftest import GUESTS, ROOT, build_c, run_cli
+from .conftest import GUESTS, ROOT, build_c, run_cli, run_cli_process
 
 
 def can_reserve(n_bytes: int) -> bool:
@@ -287,10 +286,7 @@ def test_libc64_reads_stdin_computes_trig_and_prints_hex_floats(tmp_path: Path) 
         for got, want in ((s, math.sin(x)), (c, math.cos(x)), (t, math.tan(x))):
             assert abs(got - want) <= 2 * math.ulp(want), (x, got, want)  # within 2 ulp
     assert lines[10] == "0x1.999999999999ap-4 0x1.99ap-4 -0X1.4P+1 0x0p+0"
-    piped = subprocess.run(
-        [sys.executable, "-m", "bridge", "run", str(source), "--target", "wasm64"],
-        input="typed\n", capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )  # fmt: skip
+    piped = run_cli_process("run", str(source), "--target", "wasm64", stdin="typed\n")
     assert piped.stdout.startswith("read: typed\n0x1p-1 ")
     nothing = run_cli("run", str(source), "--target", "wasm64", "--stdin", "null")
     assert nothing.stdout.startswith("0x1p-1 ")
