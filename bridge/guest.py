@@ -164,6 +164,11 @@ class _Runtime:
             self._stdin_fd = None
 
 
+# The wasm64 runtime ABI: the `bridge.*` imports below, for guests without WASI (libc64, Zig's bridge.zig,
+# hand-written modules). 1.1 added `read`.
+RUNTIME_ABI_VERSION = 1
+RUNTIME_ABI_MINOR_VERSION = 1
+
 system = HostFunctions("bridge")
 
 
@@ -185,8 +190,9 @@ def _write(ctx: Context, fd: i32, data: Annotated[NDArray[np.uint8], In("length"
 
 @system.function(name="read")
 def _read(ctx: Context, fd: i32, out: Annotated[NDArray[np.uint8], Out("cap")], cap: usize) -> i32:
-    """Reads up to cap bytes of the guest's stdin (fd 0) -> bytes read, 0 at its end; -1 for another fd or
-    a read that failed. (bridge runtime ABI 1.1)"""
+    """Reads up to cap bytes of the guest's stdin (fd 0) -> bytes read, 0 at its end, -1 on failure.
+
+    -1 also for another fd. Added in runtime ABI 1.1."""
     if fd != 0:
         return -1
     try:

@@ -7,8 +7,9 @@ exits through the "bridge" imports; the same C source builds for both.
 Undefined functions become imports from module "env" (`--import-symbols`), so a typo in a host function
 name is reported by the link check at run time, with the nearest names, rather than as a linker error.
 
-A Zig guest is one root `.zig` file (its `pub fn main`), built for wasm32-wasi by `zig build-exe`; it may
-`@import("realm")`, the generated realm bindings in guest/zig/realm.zig. Zig guests are wasm32 only.
+A Zig guest is one root `.zig` file (its `pub fn main`), built by `zig build-exe` for wasm32-wasi or
+wasm64-freestanding; it may `@import("realm")`, the generated realm bindings in guest/zig/realm.zig, and
+`@import("bridge")`, guest/zig/bridge.zig: output, input, arguments and exit, the same on both targets.
 """
 
 from __future__ import annotations
@@ -77,16 +78,39 @@ def compiler_command(
 
 
 def zig_command(
-    source: Path, output: Path, *, opt: str = "2", stack_size: int = DEFAULT_STACK_SIZE
+    source: Path,
+    output: Path,
+    *,
+    target: Target = "wasm32",
+    opt: str = "2",
+    stack_size: int = DEFAULT_STACK_SIZE,
 ) -> list[str]:
-    """The zig build-exe command line that builds the Zig guest `source` (its root file) into `output`."""
+    """The zig build-exe command line that builds the Zig guest `source` (its root file) into `output`.
+
+    The guest may import "realm" (realm.zig) and "bridge" (bridge.zig, over WASI or the runtime ABI in
+    runtime.zig). On wasm64, which has no WASI start code, start64.zig is the root and calls the
+    guest's main, the guest being module "app"."""
+    if target not in TARGETS:
+        raise BuildError(f"unknown target {target!r}; choose wasm32 or wasm64")
     mode = _ZIG_MODES.get(opt)
     if mode is None:
         raise BuildError(f"optimisation level {opt!r} is not one of {', '.join(_ZIG_MODES)}")
-    module = ["-target", "wasm32-wasi", "-O", mode]  # zig takes these per module, before each -M
+    triple = "wasm32-wasi" if target == "wasm32" else "wasm64-freestanding"
+    flags = ["-target", triple, "-O", mode]  # zig takes these per module, before each -M
+
+    def module(name: str, path: Path, *deps: str) -> list[str]:
+        return [*flags, *(a for d in deps for a in ("--dep", d)), f"-M{name}={path}"]
+
+    guest = ("realm", "bridge")
+    modules = (
+        module("root", source, *guest)
+        if target == "wasm32"
+        else module("root", ZIG_DIR / "start64.zig", "app", "bridge") + module("app", source, *guest)
+    )
     return [
-        sys.executable, "-m", "ziglang", "build-exe", *module, "--dep", "realm", f"-Mroot={source}",
-        *module, f"-Mrealm={ZIG_DIR / 'realm.zig'}", "--stack", str(stack_size), f"-femit-bin={output}",
+        sys.executable, "-m", "ziglang", "build-exe", *modules, *module("realm", ZIG_DIR / "realm.zig"),
+        *module("bridge", ZIG_DIR / "bridge.zig", "runtime"), *module("runtime", ZIG_DIR / "runtime.zig"),
+        "--stack", str(stack_size), f"-femit-bin={output}",
     ]  # fmt: skip
 
 
@@ -134,9 +158,7 @@ def build(
     if zig:
         if len(paths) != 1:
             raise BuildError(f"a Zig guest is one root .zig file, not {', '.join(map(str, paths))}")
-        if target != "wasm32":
-            raise BuildError(f"{zig[0]}: Zig guests build for wasm32 only (wasm32-wasi), not {target}")
-        cmd = zig_command(zig[0], out, opt=opt, stack_size=stack_size)
+        cmd = zig_command(zig[0], out, target=target, opt=opt, stack_size=stack_size)
     else:
         cmd = compiler_command(
             paths,
@@ -200,7 +222,7 @@ def build_cached(
     inputs = set(paths)
     for p in paths:
         inputs.update(p.parent.glob("*.h"))
-    for d in [INCLUDE_DIR, LIBC64_DIR] if target == "wasm64" else [INCLUDE_DIR, ZIG_DIR]:
+    for d in (INCLUDE_DIR, LIBC64_DIR, ZIG_DIR):
         inputs.update(f for f in d.rglob("*") if f.is_file())
     for f in sorted(inputs):
         if not f.is_file():

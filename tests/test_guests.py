@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -127,3 +129,47 @@ def test_output_into_file_like_objects() -> None:
     with Guest(wasm, hosts=[hello], stdout=text) as guest:
         guest.run()
     assert text.getvalue().startswith("sum of 1..10 = 55\n")
+
+
+ZIG_GUEST = """
+const bridge = @import("bridge");
+pub fn main() !u8 {
+    var buf: [64]u8 = undefined;
+    bridge.print(bridge.stdout, "{d} arguments, 64-bit: {}\\n", .{ bridge.argCount(), bridge.is64 });
+    var i: usize = 1;
+    while (i < bridge.argCount()) : (i += 1) {
+        const arg = bridge.arg(i, &buf) orelse return error.ArgumentTooLong;
+        if (std.mem.eql(u8, arg, "panic")) {
+            const xs = [_]u8{ 1, 2, 3 };
+            bridge.print(bridge.stdout, "{d}\\n", .{xs[i + 4]});
+        }
+        bridge.print(bridge.stdout, "[{s}]", .{arg});
+    }
+    const n = bridge.read(&buf) orelse return error.ReadFailed;
+    bridge.print(bridge.stdout, "\\nstdin: {s}", .{buf[0..n]});
+    return @intCast(bridge.argCount());
+}
+const std = @import("std");
+"""
+
+
+@pytest.mark.parametrize("target", ["wasm32", "wasm64"])
+def test_zig_guests_have_the_same_runtime_on_both_targets(tmp_path: Path, target: str) -> None:
+    """bridge.zig: output, arguments, stdin and exit status through WASI on wasm32 and bridge's runtime ABI
+    on wasm64; on wasm64 an error from main and a panic are reported as Zig's own start code does."""
+    from .conftest import run_cli
+
+    source, stdin = tmp_path / "args.zig", tmp_path / "stdin.txt"
+    source.write_text(ZIG_GUEST)
+    stdin.write_text("héllo\n")
+    wasm = tmp_path / "args.wasm"
+    assert run_cli("build", str(source), "-O", "1", "--target", target, "-o", str(wasm)).returncode == 0
+    ran = run_cli("run", str(wasm), "--stdin", str(stdin), "--", "one", "two words")
+    assert (ran.returncode, ran.stdout) == (
+        3,
+        f"3 arguments, 64-bit: {str(target == 'wasm64').lower()}\n[one][two words]\nstdin: héllo\n",
+    )
+    too_long = run_cli("run", str(wasm), "--", "x" * 100)
+    assert too_long.returncode == 1 and "error: ArgumentTooLong" in too_long.stderr
+    panicked = run_cli("run", str(wasm), "--", "panic")
+    assert panicked.returncode == 1 and "index out of bounds: index 5, len 3" in panicked.stderr

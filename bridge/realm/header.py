@@ -1,8 +1,9 @@
-"""Generates the realm ABI's guest bindings from the realm host function declarations: the C header
-guest/include/realm.h and the Zig module guest/zig/realm.zig.
+"""Generates the guests' bindings from the host function declarations: the realm ABI as the C header
+guest/include/realm.h and the Zig module guest/zig/realm.zig, and the wasm64 runtime ABI (the `bridge.*`
+imports) as guest/zig/runtime.zig, which guest/zig/bridge.zig builds on.
 
-python -m bridge.realm.header            # rewrite both
-python -m bridge.realm.header --check    # exit 1 if either is out of date
+python -m bridge.realm.header            # rewrite them
+python -m bridge.realm.header --check    # exit 1 if any is out of date
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .abi import ABI_MINOR_VERSION, ABI_VERSION, ERROR_CODES, MODEL_INFO_FIELDS,
 
 HEADER_PATH = INCLUDE_DIR / "realm.h"
 ZIG_PATH = ZIG_DIR / "realm.zig"
+RUNTIME_ZIG_PATH = ZIG_DIR / "runtime.zig"
 
 
 def render() -> str:
@@ -71,12 +73,35 @@ pub const ModelInfo = extern struct {{
 """
 
 
+def render_runtime_zig() -> str:
+    """guest/zig/runtime.zig: the wasm64 runtime's `bridge.*` imports, for Zig guests (through bridge.zig)."""
+    from ..guest import RUNTIME_ABI_MINOR_VERSION, RUNTIME_ABI_VERSION, system
+
+    version = f"{RUNTIME_ABI_VERSION}.{RUNTIME_ABI_MINOR_VERSION}"
+    return f"""//! runtime.zig: bridge's runtime ABI, version {version}: the `bridge.*` imports a wasm64 guest
+//! has instead of WASI (preview 1 is 32-bit only). Guests use them through bridge.zig, the same calls
+//! on wasm32 (WASI) and wasm64.
+//!
+//! GENERATED from bridge/guest.py by `python -m bridge.realm.header`; do not edit.
+
+pub const BRIDGE_RUNTIME_ABI_VERSION: i32 = {RUNTIME_ABI_VERSION};
+pub const BRIDGE_RUNTIME_ABI_MINOR_VERSION: i32 = {RUNTIME_ABI_MINOR_VERSION};
+
+{render_zig(system)}
+"""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bridge.realm.header", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the header is out of date")
     args = parser.parse_args(argv)
     stale = 0
-    for path, text in ((HEADER_PATH, render()), (ZIG_PATH, render_zig_module())):
+    outputs = (
+        (HEADER_PATH, render()),
+        (ZIG_PATH, render_zig_module()),
+        (RUNTIME_ZIG_PATH, render_runtime_zig()),
+    )
+    for path, text in outputs:
         current = path.read_text() if path.exists() else ""
         if args.check:
             if current != text:

@@ -1,12 +1,13 @@
-//! paris-zig: the Paris guest in Zig, on the realm ABI's generated bindings (guest/zig/realm.zig).
+//! paris-zig: the Paris guest in Zig, on the realm ABI's generated bindings (guest/zig/realm.zig) and
+//! bridge.zig (output, arguments and exit on either target).
 //!
 //! The same loop as examples/paris/paris.c: ChatML prompt, tokenize, prefill each layer in one call,
 //! greedy decode, stream whole UTF-8 characters. The weights stay on the host; this guest holds token
 //! ids, one batch of hidden states and one row of logits, in fixed buffers.
 //!
-//!   python -m bridge run examples/paris-zig [-- Your question?]
+//!   python -m bridge run examples/paris-zig [--target wasm64] [-- Your question?]
 const std = @import("std");
-const wasi = std.os.wasi;
+const bridge = @import("bridge");
 const realm = @import("realm");
 
 const model_name = "smollm2";
@@ -17,24 +18,10 @@ var ids: [2048]u32 = undefined;
 var hidden: [1 << 21]f32 = undefined; // prompt tokens x n_embd
 var logits: [1 << 18]f32 = undefined; // n_vocab
 var prompt: [8192]u8 = undefined;
-var argv_ptrs: [256][*:0]u8 = undefined;
-var argv_buf: [8192]u8 = undefined;
-
-fn write(fd: wasi.fd_t, bytes: []const u8) void {
-    var done: usize = 0;
-    while (done < bytes.len) {
-        const iov = [_]wasi.ciovec_t{.{ .base = bytes.ptr + done, .len = bytes.len - done }};
-        var n: usize = 0;
-        if (wasi.fd_write(fd, &iov, 1, &n) != .SUCCESS or n == 0) return;
-        done += n;
-    }
-}
 
 fn fail(what: []const u8, code: i32) noreturn {
-    var buf: [256]u8 = undefined;
-    const msg = std.fmt.bufPrint(&buf, "paris-zig: {s} failed with code {d}\n", .{ what, code }) catch "paris-zig: failed\n";
-    write(2, msg);
-    wasi.proc_exit(1);
+    bridge.print(bridge.stderr, "paris-zig: {s} failed with code {d}\n", .{ what, code });
+    bridge.exit(1);
 }
 
 fn check(what: []const u8, rc: i32) i32 {
@@ -45,20 +32,15 @@ fn check(what: []const u8, rc: i32) i32 {
 /// The question: every argument after the program's name, joined by spaces; a default without any.
 fn question(out: []u8) []const u8 {
     const fallback = "What is the capital of France?";
-    var argc: usize = 0;
-    var size: usize = 0;
-    if (wasi.args_sizes_get(&argc, &size) != .SUCCESS or argc > argv_ptrs.len or size > argv_buf.len) return fallback;
-    if (argc < 2 or wasi.args_get(&argv_ptrs, &argv_buf) != .SUCCESS) return fallback;
+    if (bridge.argCount() < 2) return fallback;
     var len: usize = 0;
-    for (argv_ptrs[1..argc], 1..) |arg, i| {
-        const word = std.mem.span(arg);
-        if (len + word.len + 1 > out.len) break;
-        if (i > 1) {
-            out[len] = ' ';
-            len += 1;
-        }
-        @memcpy(out[len .. len + word.len], word);
-        len += word.len;
+    var i: usize = 1;
+    while (i < bridge.argCount()) : (i += 1) {
+        const space: usize = if (i > 1) 1 else 0;
+        if (len + space > out.len) break;
+        const word = bridge.arg(i, out[len + space ..]) orelse break; // copied in place, after the space
+        if (space == 1) out[len] = ' ';
+        len += space + word.len;
     }
     return out[0..len];
 }
@@ -130,7 +112,7 @@ pub fn main() void {
         const len = check("realm_detokenize", realm.realm_detokenize(model, @ptrCast(&token), 1, pending[n_pending..].ptr, pending.len - n_pending));
         if (@as(usize, @intCast(len)) <= pending.len - n_pending) n_pending += @intCast(len);
         const ready = completeUtf8(pending[0..n_pending]);
-        write(1, pending[0..ready]);
+        _ = bridge.write(bridge.stdout, pending[0..ready]);
         std.mem.copyForwards(u8, pending[0 .. n_pending - ready], pending[ready..n_pending]);
         n_pending -= ready;
 
@@ -141,8 +123,8 @@ pub fn main() void {
         _ = check("realm_compute_logits", realm.realm_compute_logits(model, &hidden, &logits, info.n_vocab));
         position += 1;
     }
-    write(1, pending[0..n_pending]);
-    write(1, "\n");
+    _ = bridge.write(bridge.stdout, pending[0..n_pending]);
+    _ = bridge.write(bridge.stdout, "\n");
     _ = realm.realm_context_free(ctx);
     _ = realm.realm_model_close(model);
 }
