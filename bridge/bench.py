@@ -157,7 +157,9 @@ def paris(
     model's context are left out), and measures the machine's read bandwidth, to report decode's share of
     it and prefill's GFLOP/s. llama.cpp takes the same ids: the guest's prompt, repeated to each size.
     """
+    import io
     import os
+    import sys
     import tempfile
 
     from .realm import model as realm_model
@@ -177,7 +179,8 @@ def paris(
         os.close(fd)
         kernels_before = realm_model.KERNEL_TIME.seconds
         started = time.perf_counter()
-        with Guest(module, hosts=[realm], argv=argv, stdout=out_path) as guest:
+        notes = io.StringIO()  # the guest's stderr: shown once, not once per run
+        with Guest(module, hosts=[realm], argv=argv, stdout=out_path, stderr=notes) as guest:
             code = guest.run()
             wall = time.perf_counter() - started
             stats = guest.context(realm).state.stats
@@ -186,8 +189,9 @@ def paris(
             answer = out.read()
         os.unlink(out_path)
         if code != 0:
-            raise BridgeError(f"the {argv[0]} guest exited with code {code}")
+            raise BridgeError(f"the {argv[0]} guest exited with code {code}: {notes.getvalue().strip()}")
         if run == 0:
+            sys.stderr.write(notes.getvalue())
             continue  # warm-up: page cache, allocator, first-call binding
         host = sum(stats.seconds.values())
         kernels = realm_model.KERNEL_TIME.seconds - kernels_before
