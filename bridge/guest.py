@@ -17,6 +17,7 @@ import io
 import os
 import select
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Annotated, Any
@@ -640,6 +641,8 @@ class _Drain:
         self._read, self.write_end = os.pipe()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._read, False)
+        # Closed by join(), or when the drain is collected (a guest dropped without close()).
+        self._close_wake = weakref.finalize(self, os.close, self._wake_write)
         self._synced = threading.Event()
         self._thread = threading.Thread(target=self._copy, name="bridge-output", daemon=True)
         self._thread.start()
@@ -689,7 +692,7 @@ class _Drain:
 
     def join(self) -> None:
         self._thread.join()
-        os.close(self._wake_write)
+        self._close_wake()
 
 
 def _binder(hf: HostFunction, ctx: Context) -> Any:

@@ -8,6 +8,7 @@ host must still run a good guest correctly.
 from __future__ import annotations
 
 import gc
+import io
 import os
 import re
 import signal
@@ -268,9 +269,10 @@ def test_hundreds_of_guests_are_collected_and_rss_stays_flat(close: bool) -> Non
     module = load_module(TOUCH_WAT)
     refs = []
     gc.collect()
-    before = _rss_mib()
+    before, fds, threads = _rss_mib(), len(os.listdir("/proc/self/fd")), threading.active_count()
     for _ in range(200):
-        g = Guest(module, hosts=[host])
+        # Captured output: each guest has pipes and threads draining them, which must go with it too.
+        g = Guest(module, hosts=[host], stdout=io.StringIO(), stderr=io.BytesIO())
         assert g.call("touch", 160) == 16  # 10 MiB of guest memory touched, 16 pages of ones summed
         refs.append(weakref.ref(g))
         if close:
@@ -281,6 +283,12 @@ def test_hundreds_of_guests_are_collected_and_rss_stays_flat(close: bool) -> Non
     grown = _rss_mib() - before
     assert alive == 0
     assert grown < 40, f"RSS grew {grown:.0f} MiB over 200 guests of 10 MiB each"
+    for _ in range(100):  # a dropped guest's draining threads end once its store is gone
+        gc.collect()
+        if threading.active_count() <= threads and len(os.listdir("/proc/self/fd")) <= fds:
+            break
+        time.sleep(0.05)
+    assert (threading.active_count(), len(os.listdir("/proc/self/fd"))) == (threads, fds)
     good_guest_still_runs()
 
 
