@@ -351,8 +351,9 @@ AVX512 static inline __attribute__((always_inline)) __m512i bytes16(const uint8_
  * m times the chunk's sum of x; 0 unless min_term). The chunk's value i is dlo*lo[i] (i < 16), dhi*hi[i-16],
  * plus m: the values of the type's dequantize, up to float rounding. */
 AVX512 static inline __attribute__((always_inline)) void chunk_avx512(const int type, const uint8_t *row, int64_t b,
-                                                                       __m512 *lo, __m512 *hi, float *dlo,
-                                                                       float *dhi, float *m) {
+                                                                       const float *super, __m512 *lo,
+                                                                       __m512 *hi, float *dlo, float *dhi,
+                                                                       float *m) {
     const __m512i nibble = _mm512_set1_epi32(0xF);
     __m512i l, h;
     *m = 0.0f;
@@ -402,10 +403,8 @@ AVX512 static inline __attribute__((always_inline)) void chunk_avx512(const int 
         const int five_bits = type == T_Q5_K;
         const uint8_t *block = row + (b / 8) * (five_bits ? 176 : 144);
         const int j = (int)(b % 8);
-        int scale, min;
-        k4_scale(block + 4, j, &scale, &min);
-        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block) * (float)scale;
-        *m = -(_cvtsh_ss(*(const uint16_t *)(block + 2)) * (float)min);
+        *dlo = *dhi = super[j];
+        *m = super[16 + j];
         const uint8_t *q = block + (five_bits ? 48 : 16) + (j / 2) * 32;
         const __m512i q0 = bytes16(q), q1 = bytes16(q + 16);
         l = j % 2 ? _mm512_srli_epi32(q0, 4) : _mm512_and_si512(q0, nibble);
@@ -419,27 +418,60 @@ AVX512 static inline __attribute__((always_inline)) void chunk_avx512(const int 
         break;
     }
     default: { /* T_Q6_K: chunk k of a 128-value half takes nibble k / 2 of ql[l + 32 * (k % 2)] and bits 2k,
-                * 2k+1 of qh[l]; its two halves have the scales sc[2k] and sc[2k + 1] */
+                * 2k+1 of qh[l]; its two halves have the scales sc[2k] and sc[2k + 1]. Unpacked as 32 bytes
+                * (values -32..31), then widened: half the operations of unpacking in 32-bit lanes. */
         const uint8_t *block = row + (b / 8) * 210;
         const int half_index = (int)(b % 8) / 4, k = (int)(b % 8) % 4;
         const uint8_t *ql = block + 64 * half_index + 32 * (k % 2), *qh = block + 128 + 32 * half_index;
-        const int8_t *sc = (const int8_t *)(block + 192) + 8 * half_index;
-        const float d = _cvtsh_ss(*(const uint16_t *)(block + 208));
-        *dlo = d * (float)sc[2 * k];
-        *dhi = d * (float)sc[2 * k + 1];
-        const __m128i low_shift = _mm_cvtsi32_si128(4 * (k / 2)), high_shift = _mm_cvtsi32_si128(2 * k);
-        const __m512i three = _mm512_set1_epi32(3), bias = _mm512_set1_epi32(32);
-        l = _mm512_and_si512(_mm512_srl_epi32(bytes16(ql), low_shift), nibble);
-        h = _mm512_and_si512(_mm512_srl_epi32(bytes16(ql + 16), low_shift), nibble);
-        l = _mm512_or_si512(l, _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(bytes16(qh), high_shift), three), 4));
-        h = _mm512_or_si512(h, _mm512_slli_epi32(_mm512_and_si512(_mm512_srl_epi32(bytes16(qh + 16), high_shift), three), 4));
-        l = _mm512_sub_epi32(l, bias);
-        h = _mm512_sub_epi32(h, bias);
+        *dlo = super[b % 8];
+        *dhi = super[8 + b % 8];
+        const __m256i low_bits = _mm256_set1_epi8(0xF), two_bits = _mm256_set1_epi8(3);
+        const __m256i q = _mm256_and_si256(_mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)ql),
+                                                            _mm_cvtsi32_si128(4 * (k / 2))), low_bits);
+        const __m256i top = _mm256_and_si256(_mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)qh),
+                                                              _mm_cvtsi32_si128(2 * k)), two_bits);
+        const __m256i v = _mm256_sub_epi8(_mm256_or_si256(q, _mm256_slli_epi16(top, 4)), _mm256_set1_epi8(32));
+        l = _mm512_cvtepi8_epi32(_mm256_castsi256_si128(v));
+        h = _mm512_cvtepi8_epi32(_mm256_extracti128_si256(v, 1));
         break;
     }
     }
     *lo = _mm512_cvtepi32_ps(l);
     *hi = _mm512_cvtepi32_ps(h);
+}
+
+/* A K-quant super-block's scales, once for its 8 chunks (chunk_avx512 reads them): super[c] and super[8 + c]
+ * are chunk c's dlo and dhi, super[16 + c] its min term m. The same products as per chunk, so the same
+ * bits. Q6_K: scale i of 16 is d * sc[i], and chunk c's halves have scales 2c and 2c + 1. */
+AVX512 static inline __attribute__((always_inline)) void super_avx512(const int type, const uint8_t *row,
+                                                                       int64_t index, float *super) {
+    if (type == T_Q6_K) {
+        const uint8_t *block = row + index * 210;
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)(block + 208)));
+        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 192)));
+        const __m512i evens_then_odds = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        _mm512_storeu_ps(super, _mm512_permutexvar_ps(evens_then_odds, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc))));
+        return;
+    }
+    /* Q4_K, Q5_K: k4_scale for the 8 chunks at once, a lane each. Lane j < 4: scale sc[j] & 63, min
+     * sc[j + 4] & 63; lane j >= 4: scale (sc[j + 4] & 15) | (sc[j - 4] >> 6) << 4, min
+     * (sc[j + 4] >> 4) | (sc[j] >> 6) << 4. */
+    const uint8_t *block = row + index * (type == T_Q5_K ? 176 : 144), *sc = block + 4;
+    const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));       /* sc[j] */
+    const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 4))); /* sc[j + 4] */
+    const __m256i a_low = _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3)); /* sc[j - 4] */
+    const __m256i six = _mm256_set1_epi32(63), four = _mm256_set1_epi32(15);
+    const __m256i high_scale = _mm256_or_si256(_mm256_and_si256(c, four), _mm256_slli_epi32(_mm256_srli_epi32(a_low, 6), 4));
+    const __m256i high_min = _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(a, 6), 4));
+    const __m256i scale = _mm256_blend_epi32(_mm256_and_si256(a, six), high_scale, 0xF0);
+    const __m256i min = _mm256_blend_epi32(_mm256_and_si256(c, six), high_min, 0xF0);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)block));
+    const __m256 dmin = _mm256_set1_ps(_cvtsh_ss(*(const uint16_t *)(block + 2)));
+    const __m256 dd = _mm256_mul_ps(d, _mm256_cvtepi32_ps(scale));
+    _mm256_storeu_ps(super, dd);
+    _mm256_storeu_ps(super + 8, dd);
+    /* -(dmin * min): the product, then its sign flipped, as the scalar code does */
+    _mm256_storeu_ps(super + 16, _mm256_xor_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(min)), _mm256_set1_ps(-0.0f)));
 }
 
 /* R rows (1 or 2, `stride` bytes apart) against k tokens (k <= 4, x rows x_stride apart; the chunk sums of
@@ -461,10 +493,15 @@ AVX512 static inline __attribute__((always_inline)) void tile_avx512(const int t
         for (int j = 0; j < k; j++) acc[r][j] = _mm512_setzero_ps();
     }
     const int64_t chunks = cols / 32;
+    const int super_blocks = TRAITS[type].block_elements == 256;
+    float super[2][24]; /* K-quants: each row's current super-block's scales (super_avx512) */
     for (int64_t b = 0; b < chunks; b++) {
         __m512 lo[2], hi[2];
         float dlo[2], dhi[2], m[2];
-        for (int r = 0; r < R; r++) chunk_avx512(type, row + r * stride, b, &lo[r], &hi[r], &dlo[r], &dhi[r], &m[r]);
+        if (super_blocks && b % 8 == 0)
+            for (int r = 0; r < R; r++) super_avx512(type, row + r * stride, b / 8, super[r]);
+        for (int r = 0; r < R; r++)
+            chunk_avx512(type, row + r * stride, b, super[r], &lo[r], &hi[r], &dlo[r], &dhi[r], &m[r]);
         for (int j = 0; j < k; j++) {
             const __m512 x0 = _mm512_loadu_ps(x + j * x_stride + b * 32);
             const __m512 x1 = _mm512_loadu_ps(x + j * x_stride + b * 32 + 16);
