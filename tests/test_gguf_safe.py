@@ -768,6 +768,21 @@ def test_concurrent_gets_of_one_model_load_it_once(tmp_path: Path) -> None:
     assert len(models) == 1 and store.loads["tiny"] == 1
 
 
+def test_names_of_one_file_share_one_load(tmp_path: Path) -> None:
+    """Two names for one GGUF (the same path, a link to it) are one model in memory; a copy is another."""
+    tiny = tiny_llama(tmp_path / "tiny.gguf")
+    (tmp_path / "link.gguf").symlink_to(tiny)
+    shutil.copy(tiny, tmp_path / "copy.gguf")
+    store = GatedStore({"a": tiny, "b": tiny, "link": tmp_path / "link.gguf", "copy": tmp_path / "copy.gguf"})
+    threads = [in_thread(lambda name=name: store.get(name)) for name in ("a", "b", "link") * 3]
+    for thread, _ in threads:
+        thread.join(30)
+    assert len({id(out["value"]) for _, out in threads}) == 1
+    assert sum(store.loads.values()) == 1
+    assert store.get("copy") is not store.get("a") and sum(store.loads.values()) == 2
+    assert sorted(store.opened()) == ["a", "b", "copy", "link"] and len(store.loaded()) == 2
+
+
 def test_a_hostile_file_in_the_store_fails_fast_every_time(tmp_path: Path) -> None:
     bad = tmp_path / "runaway.gguf"
     bad.write_bytes(runaway_array_file())

@@ -35,6 +35,16 @@ def packaged_model_path(name: str = DEFAULT_MODEL) -> Path | None:
     return path if path.is_file() else None
 
 
+def _file_key(path: Path) -> tuple[object, ...]:
+    """What makes two paths one model: the same file (device and inode), unchanged (size and time). A path
+    that cannot be read keys by itself, and its load reports why."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ("unreadable", str(path))
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class _Load:
     """One load under way: its waiters block on `done`, then read `model` or `error`."""
 
@@ -68,9 +78,10 @@ class ModelStore:
     def __init__(self, paths: Mapping[str, str | os.PathLike[str]] | None = None, *, progress: bool = True):
         self.paths = {name: Path(p) for name, p in (paths or {}).items()}
         self.progress = progress
-        self._models: dict[str, Model] = {}
-        self._loading: dict[str, _Load] = {}
-        self._lock = threading.Lock()  # guards _models and _loading; never held across a load
+        self._models: dict[str, Model] = {}  # by name, once a guest has opened it
+        self._files: dict[tuple[object, ...], Model] = {}  # by file: one load for every name of a file
+        self._loading: dict[tuple[object, ...], _Load] = {}
+        self._lock = threading.Lock()  # guards the three dicts; never held across a load
 
     def names(self) -> list[str]:
         names = list(self.paths)
@@ -87,45 +98,54 @@ class ModelStore:
             return list(self._models)
 
     def loaded(self) -> list[Model]:
-        """The models loaded so far."""
+        """The models loaded so far, each once (a file offered under two names is one model)."""
         with self._lock:
-            return list(self._models.values())
+            return list({id(m): m for m in self._models.values()}.values())
 
     def get(self, name: str) -> Model:
-        """The model called `name`, loading it on first use.
+        """The model called `name`, loading it on first use. Names that lead to the same file (the same
+        path, a link to it, the packaged smollm2 offered again under another name) share one load.
 
         Raises KeyError when the host has no such model, ModelError when its file is unusable (to every
         caller waiting on that load; the next call tries again).
         """
-        path: Path | None = None
         with self._lock:
             model = self._models.get(name)
             if model is not None:
                 return model
-            load = self._loading.get(name)
-            if load is None:  # the first to ask loads it, outside the lock
-                path = self.path(name)
-                if path is None:
-                    raise KeyError(name)
-                load = self._loading[name] = _Load()
-        if path is None:  # another thread is loading it: wait for that load alone
+        path = self.path(name)
+        if path is None:
+            raise KeyError(name)
+        key = _file_key(path)
+        with self._lock:
+            model = self._files.get(key)
+            if model is not None:
+                self._models[name] = model
+                return model
+            load = self._loading.get(key)
+            first = load is None  # the first to ask loads it, outside the lock
+            if load is None:
+                load = self._loading[key] = _Load()
+        if not first:  # another thread is loading that file: wait for that load alone
             load.done.wait()
             if load.error is not None:
                 raise load.error
             assert load.model is not None
+            with self._lock:
+                self._models[name] = load.model
             return load.model
         try:
             model = self._load(name, path)
         except BaseException as exc:
             load.error = exc
             with self._lock:
-                del self._loading[name]
+                del self._loading[key]
             load.done.set()
             raise
         load.model = model
         with self._lock:
-            self._models[name] = model
-            del self._loading[name]
+            self._models[name] = self._files[key] = model
+            del self._loading[key]
         load.done.set()
         return model
 
