@@ -7,6 +7,7 @@ host (SIGBUS); and ModelStore never makes one model's load wait for another's.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -774,7 +775,7 @@ def test_names_of_one_file_share_one_load(tmp_path: Path) -> None:
     (tmp_path / "link.gguf").symlink_to(tiny)
     shutil.copy(tiny, tmp_path / "copy.gguf")
     store = GatedStore({"a": tiny, "b": tiny, "link": tmp_path / "link.gguf", "copy": tmp_path / "copy.gguf"})
-    threads = [in_thread(lambda name=name: store.get(name)) for name in ("a", "b", "link") * 3]
+    threads = [in_thread(functools.partial(store.get, name)) for name in ("a", "b", "link") * 3]
     for thread, _ in threads:
         thread.join(30)
     assert len({id(out["value"]) for _, out in threads}) == 1
