@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import threading
 import time
@@ -146,16 +147,20 @@ def summary(path: str | os.PathLike[str]) -> list[tuple[str, int, float, float]]
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: not a readable trace file ({exc})") from None
+    except RecursionError:  # arrays nested deeper than the JSON parser goes
+        raise ValueError(f"{path}: not a trace file (nested too deeply)") from None
     events = data.get("traceEvents") if isinstance(data, dict) else data
     if not isinstance(events, list):
         raise ValueError(f"{path}: no traceEvents array")
     calls: dict[str, int] = defaultdict(int)
     total: dict[str, float] = defaultdict(float)
     for event in events:
-        if isinstance(event, dict) and event.get("ph") == "X" and isinstance(event.get("dur"), (int, float)):
-            name = str(event.get("name"))
-            calls[name] += 1
-            total[name] += float(event["dur"]) / 1000
+        if not (isinstance(event, dict) and event.get("ph") == "X" and isinstance(event.get("name"), str)):
+            continue
+        duration = event.get("dur")
+        if isinstance(duration, (int, float)) and math.isfinite(duration) and duration >= 0:
+            calls[event["name"]] += 1
+            total[event["name"]] += float(duration) / 1000
     rows = [(name, calls[name], total[name], total[name] / calls[name]) for name in calls]
     return sorted(rows, key=lambda row: -row[2])
 

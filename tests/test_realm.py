@@ -439,6 +439,15 @@ def test_trace_is_a_chrome_trace_event_file_with_kernels_inside_host_calls(tmp_p
     bad.write_text("{")
     refused = run_cli("trace", "summary", str(bad))
     assert refused.returncode == 1 and "not a readable trace file" in refused.stderr
+    bad.write_text("[" * 100_000 + "]" * 100_000)  # deeper than the JSON parser recurses
+    deep = run_cli("trace", "summary", str(bad))
+    assert deep.returncode == 1 and "nested too deeply" in deep.stderr
+    odd = '[{"ph": "X", "name": "ok", "dur": 2000}, {"ph": "X", "name": {"x": 1}, "dur": 1}, 5, null,'
+    bad.write_text(odd + '{"ph": "X", "name": "neg", "dur": -5}, {"ph": "X", "name": "nan", "dur": NaN}]')
+    lenient = run_cli("trace", "summary", str(bad))  # events that are not well-formed spans are skipped
+    assert lenient.returncode == 0 and lenient.stdout.splitlines()[1:] == [
+        f"{'ok':<28} {1:>8} {2.0:>12.1f} {2.0:>10.3f}"
+    ]
 
 
 @needs_smollm2
