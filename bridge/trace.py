@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 MAX_EVENTS = 1 << 18  # per trace: about 200 MB of host memory and 60 MB of JSON at most
 
@@ -115,7 +115,12 @@ class Tracer:
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Writes the trace to `path`."""
-        Path(path).write_text(json.dumps(self.document(), separators=(",", ":")))
+        with open(path, "w", encoding="utf-8") as out:
+            self.write_to(out)
+
+    def write_to(self, out: IO[str]) -> None:
+        """Writes the trace into an open text file."""
+        json.dump(self.document(), out, separators=(",", ":"))
 
 
 def activate(tracer: Tracer | None) -> None:
@@ -127,17 +132,21 @@ def activate(tracer: Tracer | None) -> None:
 @contextlib.contextmanager
 def session(path: str | os.PathLike[str] | None, thread: str | None = None) -> Iterator[Tracer | None]:
     """A tracer for the block when `path` is given (None otherwise): active for the kernels, the calling
-    thread named `thread`, and written to `path` when the block ends, however it ends."""
-    tracer = Tracer() if path else None
-    if tracer is not None and thread:
-        tracer.name_thread(thread)
-    activate(tracer)
-    try:
-        yield tracer
-    finally:
-        activate(None)
-        if tracer is not None and path:
-            tracer.write(path)
+    thread named `thread`, and written to `path` when the block ends, however it ends. The file is
+    opened first, so a path that cannot be written fails (OSError) before anything runs."""
+    if not path:
+        yield None
+        return
+    with open(path, "w", encoding="utf-8") as out:
+        tracer = Tracer()
+        if thread:
+            tracer.name_thread(thread)
+        activate(tracer)
+        try:
+            yield tracer
+        finally:
+            activate(None)
+            tracer.write_to(out)
 
 
 def summary(path: str | os.PathLike[str]) -> list[tuple[str, int, float, float]]:

@@ -314,3 +314,21 @@ def test_serve_flags_get_one_clear_line(tmp_path: Path) -> None:
         ran = run_cli("serve", *args)
         assert ran.returncode in (1, 2) and message in ran.stderr, ran.stderr
         assert "Traceback" not in ran.stderr
+
+
+def test_serve_traces_each_tenants_host_calls_on_its_own_track(tmp_path: Path) -> None:
+    """`serve --trace`: the file is written when the server stops, a span per host call, and each run's
+    calls on a track named for its tenant."""
+    path = tmp_path / "serve.json"
+    s = Server("--guest", "hello=examples/hello", "--host", "examples/hello/host.py", "--trace", str(path))
+    try:
+        for _ in range(2):
+            assert s.client.post("/v1/run/hello", json={}).json()["stdout"].startswith("sum of 1..10 = 55")
+    finally:
+        assert s.stop()[0] == 0
+    events = json.loads(path.read_text())["traceEvents"]
+    spans = [e for e in events if e["ph"] == "X"]
+    assert sorted({e["name"] for e in spans}) == ["reverse_i32", "sum_i32"] and len(spans) == 4
+    tracks = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert all(tracks[e["tid"]].startswith("tenant hello") for e in spans)
+    assert all(e["args"]["n"] == 10 and e["args"]["bytes_in"] == 40 for e in spans)
