@@ -65,10 +65,10 @@ def pointers(memory_size: int, bits: int) -> st.SearchStrategy[int]:
     ... def test_fits_means_inside(ptr, n):
     ...     if fits(ptr, n, 65536):
     ...         assert ptr + n <= 65536, f"{ptr} + {n} passed the check"
-    >>> test_fits_means_inside()  # doctest: +ELLIPSIS
+    >>> test_fits_means_inside()  # the numbers depend on hypothesis's version  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    AssertionError: 1 + 4294967295 passed the check
+    AssertionError: ... + ... passed the check
     ...
     """
     top = (1 << bits) - 1
@@ -96,10 +96,10 @@ def counts(memory_size: int, bits: int) -> st.SearchStrategy[int]:
     ... @given(n=counts(65536, bits=32))
     ... def test_byte_length(n):
     ...     assert byte_length(n) == 4 * n, f"{n} elements make {byte_length(n)} bytes"
-    >>> test_byte_length()  # doctest: +ELLIPSIS
+    >>> test_byte_length()  # the numbers depend on hypothesis's version  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    AssertionError: 4294967279 elements make 4294967228 bytes
+    AssertionError: ... elements make ... bytes
     ...
     """
     top = (1 << bits) - 1
