@@ -132,8 +132,8 @@ def _parser() -> argparse.ArgumentParser:
         help="compile C sources (or a Zig file) into a guest module",
         description="Compile C sources into a guest module with the ziglang package's clang. wasm32 links "
         "WASI libc; wasm64 links bridge's freestanding runtime from guest/libc64. A Zig guest is one root "
-        '.zig file with a `pub fn main`, built for either target with @import("realm") and @import("bridge") '
-        "(output, stdin, arguments, exit) available.",
+        '.zig file with a `pub fn main`, built for either target with @import("realm"), @import("bridge") '
+        '(output, stdin, arguments, exit) and @import("realm_sample") available.',
     )
     build.add_argument("sources", nargs="+", metavar="SRC.c|SRC.zig")
     build.add_argument("-o", "--output", required=True, metavar="OUT.wasm")

@@ -87,9 +87,10 @@ def zig_command(
 ) -> list[str]:
     """The zig build-exe command line that builds the Zig guest `source` (its root file) into `output`.
 
-    The guest may import "realm" (realm.zig) and "bridge" (bridge.zig, over WASI or the runtime ABI in
-    runtime.zig). On wasm64, which has no WASI start code, start64.zig is the root and calls the
-    guest's main, the guest being module "app"."""
+    The guest may import "realm" (realm.zig), "bridge" (bridge.zig, over WASI or the runtime ABI in
+    runtime.zig) and "realm_sample" (realm_sample.zig, the sampler of realm_sample.h). On wasm64, which
+    has no WASI start code, start64.zig is the root and calls the guest's main, the guest being module
+    "app"."""
     if target not in TARGETS:
         raise BuildError(f"unknown target {target!r}; choose wasm32 or wasm64")
     mode = _ZIG_MODES.get(opt)
@@ -101,7 +102,7 @@ def zig_command(
     def module(name: str, path: Path, *deps: str) -> list[str]:
         return [*flags, *(a for d in deps for a in ("--dep", d)), f"-M{name}={path}"]
 
-    guest = ("realm", "bridge")
+    guest = ("realm", "bridge", "realm_sample")
     modules = (
         module("root", source, *guest)
         if target == "wasm32"
@@ -110,6 +111,7 @@ def zig_command(
     return [
         sys.executable, "-m", "ziglang", "build-exe", *modules, *module("realm", ZIG_DIR / "realm.zig"),
         *module("bridge", ZIG_DIR / "bridge.zig", "runtime"), *module("runtime", ZIG_DIR / "runtime.zig"),
+        *module("realm_sample", ZIG_DIR / "realm_sample.zig"),
         "--stack", str(stack_size), f"-femit-bin={output}",
     ]  # fmt: skip
 

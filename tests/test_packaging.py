@@ -41,6 +41,7 @@ def test_the_wheel_is_abi3_licensed_and_complete(wheel: Path) -> None:
         "bridge/guest/zig/realm.zig",
         "bridge/guest/zig/bridge.zig",
         "bridge/guest/zig/start64.zig",
+        "bridge/guest/zig/realm_sample.zig",
         "bridge/guest/libc64/src/crt.c",
         "bridge/examples/paris/paris.c",
         "bridge/examples/chat/chat.c",

@@ -235,6 +235,26 @@ def test_paris_in_zig_answers_as_paris_in_c(target: str) -> None:
     assert zig.stdout == c.stdout == "The capital of France is Paris.\n"
     italy = run_cli("run", "examples/paris-zig", "--target", target, "--", "What is", "the capital of Italy?")
     assert italy.stdout == "The capital of Italy is Rome.\n", italy.stderr
+    # realm_sample.zig makes realm_sample.h's choices: a seed gives both guests the same tokens
+    options = ["--temp", "1.2", "--top-k", "0", "--top-p", "0.9", "--repeat-penalty", "1.3", "--seed", "123"]
+    sampled = [
+        run_cli(
+            "run",
+            f"examples/{guest}",
+            "--target",
+            target,
+            "--",
+            *options,
+            "-n",
+            "30",
+            "A poem about the sea.",
+        )
+        for guest in ("paris", "paris-zig")
+    ]
+    assert sampled[0].stdout == sampled[1].stdout and len(sampled[0].stdout) > 40
+    assert "paris-zig: [stopped after 30 tokens; -n N for more]" in sampled[1].stderr
+    bad = run_cli("run", "examples/paris-zig", "--target", target, "--", "--top-p", "2")
+    assert bad.returncode == 2 and "paris-zig: --top-p 2 is out of range or not a number" in bad.stderr
 
 
 # --- model files that are not usable ----------------------------------------------------------------

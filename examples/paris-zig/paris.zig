@@ -1,23 +1,31 @@
-//! paris-zig: the Paris guest in Zig, on the realm ABI's generated bindings (guest/zig/realm.zig) and
-//! bridge.zig (output, arguments and exit on either target).
+//! paris-zig: the Paris guest in Zig, on the realm ABI's generated bindings (guest/zig/realm.zig),
+//! bridge.zig (output, arguments and exit on either target) and realm_sample.zig (the same choices as
+//! the C examples' realm_sample.h, so a seed gives both the same tokens).
 //!
 //! The same loop as examples/paris/paris.c: ChatML prompt, tokenize, prefill each layer in one call,
-//! greedy decode, stream whole UTF-8 characters. The weights stay on the host; this guest holds token
-//! ids, one batch of hidden states and one row of logits, in fixed buffers.
+//! decode (greedy unless --temp), stream whole UTF-8 characters. The weights stay on the host; this
+//! guest holds token ids, one batch of hidden states and one row of logits, in fixed buffers.
 //!
-//!   python -m bridge run examples/paris-zig [--target wasm64] [-- Your question?]
+//!   python -m bridge run examples/paris-zig [--target wasm64] [-- [OPTIONS] Your question?]
+//!
+//! Options, before the question: -n/--max-tokens N (default 64; stderr says when it cut the answer),
+//! --temp T, --top-k K, --top-p P, --min-p M, --repeat-penalty R, --seed S.
 const std = @import("std");
 const bridge = @import("bridge");
 const realm = @import("realm");
+const sample = @import("realm_sample");
 
 const model_name = "smollm2";
-const max_new_tokens = 64;
+const default_max_tokens = 64;
 
 // Fixed buffers: no allocator needed. Sizes bound the prompt and the model this guest can run.
 var ids: [2048]u32 = undefined;
 var hidden: [1 << 21]f32 = undefined; // prompt tokens x n_embd
 var logits: [1 << 18]f32 = undefined; // n_vocab
+var candidates: [1 << 18]sample.Candidate = undefined; // the sampler's scratch, n_vocab at most
 var prompt: [8192]u8 = undefined;
+var arg_bytes: [8192]u8 = undefined;
+var arg_slices: [256][]const u8 = undefined;
 
 fn fail(what: []const u8, code: i32) noreturn {
     bridge.print(bridge.stderr, "paris-zig: {s} failed with code {d}\n", .{ what, code });
@@ -29,17 +37,29 @@ fn check(what: []const u8, rc: i32) i32 {
     return rc;
 }
 
-/// The question: every argument after the program's name, joined by spaces; a default without any.
-fn question(out: []u8) []const u8 {
-    const fallback = "What is the capital of France?";
-    if (bridge.argCount() < 2) return fallback;
-    var len: usize = 0;
+/// The arguments after the program's name, copied into arg_bytes.
+fn arguments() []const []const u8 {
+    var used: usize = 0;
+    var n: usize = 0;
     var i: usize = 1;
-    while (i < bridge.argCount()) : (i += 1) {
-        const space: usize = if (i > 1) 1 else 0;
-        if (len + space > out.len) break;
-        const word = bridge.arg(i, out[len + space ..]) orelse break; // copied in place, after the space
+    while (i < bridge.argCount() and n < arg_slices.len) : (i += 1) {
+        const arg = bridge.arg(i, arg_bytes[used..]) orelse break;
+        arg_slices[n] = arg;
+        n += 1;
+        used += arg.len;
+    }
+    return arg_slices[0..n];
+}
+
+/// The words, joined by spaces; a default without any.
+fn join(words: []const []const u8, out: []u8) []const u8 {
+    if (words.len == 0) return "What is the capital of France?";
+    var len: usize = 0;
+    for (words, 0..) |word, i| {
+        const space: usize = if (i > 0) 1 else 0;
+        if (len + space + word.len > out.len) break;
         if (space == 1) out[len] = ' ';
+        @memcpy(out[len + space .. len + space + word.len], word);
         len += space + word.len;
     }
     return out[0..len];
@@ -59,17 +79,28 @@ fn completeUtf8(buf: []const u8) usize {
     return if (back + 1 >= need) buf.len else i - 1;
 }
 
-fn argmax(xs: []const f32) u32 {
-    var best: usize = 0;
-    for (xs, 0..) |x, i| {
-        if (x > xs[best]) best = i;
-    }
-    return @intCast(best);
-}
-
-pub fn main() void {
+pub fn main() u8 {
+    var params = sample.Params{};
+    var max_tokens: u32 = default_max_tokens;
+    const args = arguments();
+    const first_word = switch (sample.parseArgs(args, &params, &max_tokens)) {
+        .first_word => |i| i,
+        .unknown => |opt| {
+            bridge.print(bridge.stderr, "paris-zig: unknown option {s} (options: -n/--max-tokens, --temp, --top-k, " ++
+                "--top-p, --min-p, --repeat-penalty, --seed)\n", .{opt});
+            return 2;
+        },
+        .no_value => |opt| {
+            bridge.print(bridge.stderr, "paris-zig: {s} needs a value\n", .{opt});
+            return 2;
+        },
+        .bad_value => |bad| {
+            bridge.print(bridge.stderr, "paris-zig: {s} {s} is out of range or not a number\n", .{ bad[0], bad[1] });
+            return 2;
+        },
+    };
     var words: [4096]u8 = undefined;
-    const q = question(&words);
+    const q = join(args[first_word..], &words);
 
     const model = check("realm_model_open", realm.realm_model_open(model_name, model_name.len));
     var info: realm.ModelInfo = undefined;
@@ -89,9 +120,14 @@ pub fn main() void {
     const n_end = realm.realm_tokenize(model, end_text, end_text.len, &end_ids, end_ids.len);
     const im_end = if (n_end == 1) end_ids[0] else info.eos_id;
 
-    const n_ctx: u32 = @min(n_prompt + max_new_tokens, info.n_ctx_train);
+    const n_ctx: u32 = @intCast(@min(@as(u64, n_prompt) + max_tokens, info.n_ctx_train));
+    if (n_prompt >= n_ctx) {
+        bridge.print(bridge.stderr, "paris-zig: the prompt's {d} tokens fill the model's context of {d}\n", .{ n_prompt, n_ctx });
+        return 1;
+    }
     const ctx = check("realm_context_new", realm.realm_context_new(model, n_ctx));
     const d = info.n_embd;
+    var sampler = sample.Sampler.init(params, candidates[0..sample.scratchSize(params, info.n_vocab)]);
 
     // prefill: the whole prompt through each layer in one call
     _ = check("realm_embed_tokens", realm.realm_embed_tokens(model, &ids, n_prompt, &hidden, @as(usize, n_prompt) * d));
@@ -101,14 +137,19 @@ pub fn main() void {
     const last = hidden[@as(usize, n_prompt - 1) * d ..];
     _ = check("realm_compute_logits", realm.realm_compute_logits(model, last.ptr, &logits, info.n_vocab));
 
-    // decode greedily, streaming whole UTF-8 characters as they complete
+    // decode, streaming whole UTF-8 characters as they complete
     var pending: [256]u8 = undefined;
     var n_pending: usize = 0;
     var position: u32 = n_prompt;
     var step: u32 = 0;
-    while (step < max_new_tokens and position < n_ctx) : (step += 1) {
-        var token = argmax(logits[0..info.n_vocab]);
-        if (token == info.eos_id or token == im_end) break;
+    var ended = false;
+    while (step < max_tokens and position < n_ctx) : (step += 1) {
+        var token = sampler.sample(logits[0..info.n_vocab]);
+        sampler.accept(token);
+        if (token == info.eos_id or token == im_end) {
+            ended = true;
+            break;
+        }
         const len = check("realm_detokenize", realm.realm_detokenize(model, @ptrCast(&token), 1, pending[n_pending..].ptr, pending.len - n_pending));
         if (@as(usize, @intCast(len)) <= pending.len - n_pending) n_pending += @intCast(len);
         const ready = completeUtf8(pending[0..n_pending]);
@@ -125,6 +166,8 @@ pub fn main() void {
     }
     _ = bridge.write(bridge.stdout, pending[0..n_pending]);
     _ = bridge.write(bridge.stdout, "\n");
+    if (!ended) bridge.print(bridge.stderr, "paris-zig: [stopped after {d} tokens; -n N for more]\n", .{step});
     _ = realm.realm_context_free(ctx);
     _ = realm.realm_model_close(model);
+    return 0;
 }
