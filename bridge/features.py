@@ -45,10 +45,13 @@ def engine_support() -> dict[str, bool]:
     return {name: engine_validates(_seam.wat2wasm(wat)) for name, wat in _PROBES.items()}
 
 
-def module_report(wasm: bytes, origin: str, provided: dict[str, set[str]]) -> dict[str, Any]:
+def module_report(
+    wasm: bytes, origin: str, provided: dict[str, set[str]], providers: str = "built-in host function"
+) -> dict[str, Any]:
     """What the module declares and uses, and whether this host can run it.
 
-    `provided` maps import modules to the function names the host offers there.
+    `provided` maps import modules to the function names the host offers there; `providers` says what
+    they are, for the problem an import none of them provides makes.
     """
     from .wasmfile import read_memories
 
@@ -80,7 +83,7 @@ def module_report(wasm: bytes, origin: str, provided: dict[str, set[str]]) -> di
                 problems.append(f"imports {imp.module}.{imp.name}, but WASI preview 1 is 32-bit only")
             continue
         if imp.name not in provided.get(imp.module, set()):
-            problems.append(f"imports {imp.describe()}, which no built-in host function provides")
+            problems.append(f"imports {imp.describe()}, which no {providers} provides")
     return {
         "module": origin,
         "valid": True,
@@ -155,7 +158,8 @@ def inspect_report(wasm: bytes, origin: str, registries: Sequence[HostFunctions]
     from .wasmfile import read_memories
 
     providers = {(hf.module, hf.name): hf for registry in registries for hf in registry}
-    report = module_report(wasm, origin, {m: {n for (mm, n) in providers if mm == m} for (m, _) in providers})
+    provided = {m: {n for (mm, n) in providers if mm == m} for (m, _) in providers}
+    report = module_report(wasm, origin, provided, "host function (built-in or from --host)")
     if not report["valid"]:
         return report
     memories = read_memories(wasm, origin)
