@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bridge import BoundsError, BuildError, Guest, toolchain
 from bridge.cli import _load_hosts
 
-from .conftest import GUESTS, build_c
+from .conftest import GUESTS, ROOT, build_c, run_cli
 
 TARGETS = ["wasm32", "wasm64"]
 
@@ -117,8 +117,6 @@ def test_output_into_file_like_objects() -> None:
 
     from bridge import toolchain
 
-    from .conftest import ROOT
-
     hello = runpy.run_path(str(ROOT / "examples" / "hello" / "host.py"))["host"]
     wasm = toolchain.build_cached([ROOT / "examples" / "hello" / "hello.c"])
     binary, text = io.BytesIO(), io.StringIO()
@@ -157,8 +155,6 @@ const std = @import("std");
 def test_zig_guests_have_the_same_runtime_on_both_targets(tmp_path: Path, target: str) -> None:
     """bridge.zig: output, arguments, stdin and exit status through WASI on wasm32 and bridge's runtime ABI
     on wasm64; on wasm64 an error from main and a panic are reported as Zig's own start code does."""
-    from .conftest import run_cli
-
     source, stdin = tmp_path / "args.zig", tmp_path / "stdin.txt"
     source.write_text(ZIG_GUEST)
     stdin.write_text("héllo\n")
