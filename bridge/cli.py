@@ -455,6 +455,8 @@ def _load_hosts(spec: str) -> list[HostFunctions]:
         raise
     except ModuleNotFoundError as exc:
         raise UsageError(f"--host {spec}: no such file or module ({exc})") from exc
+    except SystemExit as exc:  # a host file is imported, not run: exiting the host is not its call
+        raise UsageError(f"--host {spec}: importing it called sys.exit({exc.code!r})") from exc
     except Exception as exc:
         raise UsageError(f"--host {spec}: importing it failed: {type(exc).__name__}: {exc}") from exc
     registries = [v for v in vars(module).values() if isinstance(v, HostFunctions)]
@@ -891,6 +893,9 @@ def _trace(args: argparse.Namespace) -> int:
 
     try:
         rows = trace.summary(args.file)
+        if not rows:  # e.g. a guest that made no host calls: nothing to sum, and no chart to draw
+            print(f'bridge: {args.file} has no complete spans ("ph": "X" with a duration)', file=sys.stderr)
+            return 0
         print(trace.format_summary(rows))
         if args.png:
             trace.plot_summary(rows, args.png)

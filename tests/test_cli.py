@@ -150,6 +150,25 @@ def test_user_mistakes_get_one_clear_line(args: list[str], message: str) -> None
     assert "Traceback" not in ran.stderr
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("x = (\n", "importing it failed: SyntaxError"),
+        ("raise RuntimeError('no model here')\n", "importing it failed: RuntimeError: no model here"),
+        ("import sys\nsys.exit(3)\n", "importing it called sys.exit(3)"),
+        ("y = 1\n", "defines no HostFunctions registry"),
+    ],
+    ids=["syntax", "raises", "exits", "no-registry"],
+)
+def test_a_host_file_that_does_not_load_is_one_line(tmp_path: Path, source: str, message: str) -> None:
+    host = tmp_path / "host.py"
+    host.write_text(source)
+    for command in (["run", "examples/hello/hello.c"], ["header"], ["inspect", "examples/hello/hello.c"]):
+        ran = run_cli(*command, "--host", str(host))
+        assert ran.returncode == 1, ran.stderr
+        assert message in ran.stderr and "Traceback" not in ran.stderr
+
+
 def test_malformed_module(tmp_path: Path) -> None:
     bad = tmp_path / "bad.wasm"
     bad.write_bytes(b"\0asm\x01\0\0\0\x05\xff")

@@ -468,6 +468,10 @@ def test_trace_is_a_chrome_trace_event_file_with_kernels_inside_host_calls(tmp_p
     assert lenient.returncode == 0 and lenient.stdout.splitlines()[1:] == [
         f"{'ok':<28} {1:>8} {2.0:>12.1f} {2.0:>10.3f}"
     ]
+    bad.write_text('{"traceEvents": [{"ph": "M", "name": "process_name"}]}')  # no host calls were made
+    empty = run_cli("trace", "summary", str(bad), "--png", str(tmp_path / "none.png"))
+    assert empty.returncode == 0 and empty.stdout == "" and "has no complete spans" in empty.stderr
+    assert not (tmp_path / "none.png").exists()
 
 
 @needs_smollm2
