@@ -37,26 +37,87 @@ _DTYPES = {
 }
 
 
-def _param(p: _Param) -> str:
+# Words a C parameter or function may not be named: keywords (C89 to C23) and the types the header uses.
+_C_WORDS = """auto break case char const continue default do double else enum extern float for goto if
+    inline int long register restrict return short signed sizeof static struct switch typedef union
+    unsigned void volatile while _Alignas _Alignof _Atomic _BitInt _Bool _Complex _Generic
+    _Imaginary _Noreturn _Static_assert _Thread_local alignas alignof bool constexpr false nullptr
+    static_assert thread_local true typeof typeof_unqual size_t ptrdiff_t wchar_t NULL offsetof"""
+_C_RESERVED = frozenset(_C_WORDS.split() + [f"{s}int{b}_t" for s in ("", "u") for b in (8, 16, 32, 64)])
+
+
+def _c_name(name: str) -> str:
+    """`name` as a C identifier: other characters made underscores, a reserved word given a `_`."""
+    ident = _ident(name) or "_"  # a wasm name may be empty
+    return f"{ident}_" if ident in _C_RESERVED else ident
+
+
+def _param_names(hf: HostFunction, spell: Callable[[str], str]) -> list[list[str]]:
+    """Each guest-visible parameter's names (text is pointer and length), spelt by `spell` and
+    made unique within the function."""
+    taken: set[str] = set()
+
+    def unique(name: str) -> str:
+        while spell(name) in taken:
+            name += "_"
+        taken.add(spell(name))
+        return spell(name)
+
+    params = _guest_params(hf)
+    wanted = [[p.name, f"{p.name}_len"] if p.role == "text" else [p.name] for p in params]
+    # Declared names first, so a derived `x_len` gives way to a parameter really called that.
+    firsts = [unique(names[0]) for names in wanted]
+    return [[first, *(unique(n) for n in names[1:])] for first, names in zip(firsts, wanted, strict=True)]
+
+
+def _param(p: _Param, names: list[str]) -> str:
+    name = names[0]
     if p.role == "scalar":
         assert p.scalar is not None
-        return f"{_SCALARS[p.scalar]} {p.name}"
+        return f"{_SCALARS[p.scalar]} {name}"
     if p.role == "text":
-        return f"const char *{p.name}, size_t {p.name}_len"
+        return f"const char *{name}, size_t {names[1]}"
     if p.role == "pointer":
         ctype = p.pointer.ctype if isinstance(p.pointer, Pointer) else "void *"
-        return f"{ctype}{'' if ctype.endswith('*') else ' '}{p.name}"
+        return f"{ctype}{'' if ctype.endswith('*') else ' '}{name}"
     assert p.array is not None and p.dtype is not None
     base = p.array.ctype or _DTYPES.get(p.dtype, "void")
     const = "" if p.array.writable else "const "
-    return f"{const}{base} *{p.name}"
+    return f"{const}{base} *{name}"
+
+
+def _c_string(text: str) -> str:
+    """`text` as a C string literal: printable ASCII as is, every other byte of its UTF-8 in octal."""
+    chars = (chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}" for b in text.encode())
+    return f'"{"".join(chars)}"'
 
 
 def c_prototype(hf: HostFunction, import_macro: str = "BRIDGE_IMPORT") -> str:
-    """`MACRO(name) result name(params);` for one host function."""
-    params = [_param(p) for p in hf.params if p.role != "context"]
+    """`MACRO(name) result name(params);` for one host function. An import name that is not a C
+    identifier (or is a reserved word) keeps its import name in the attribute, spelt out, and gets a
+    C name made of it.
+
+    >>> from bridge import HostFunctions, u32
+    >>> host = HostFunctions()
+    >>> @host.function(name="scale-by.v2")
+    ... def scale(x: u32, default: u32) -> u32:
+    ...     return x * default
+    >>> print(c_prototype(host["scale-by.v2"]))  # doctest: +NORMALIZE_WHITESPACE
+    __attribute__((import_module("env"), import_name("scale-by.v2")))
+    uint32_t scale_by_v2(uint32_t x, uint32_t default_);
+    """
+    params = [_param(p, names) for p, names in zip(_guest_params(hf), _param_names(hf, _c_name), strict=True)]
     result = "void" if hf.result is None else _SCALARS[hf.result]
-    return f"{import_macro}({hf.name}) {result} {hf.name}({', '.join(params) or 'void'});"
+    name = _c_name(hf.name)
+    if name == hf.name:
+        head = f"{import_macro}({hf.name})"
+    else:
+        head = f"__attribute__((import_module({_c_string(hf.module)}), import_name({_c_string(hf.name)})))"
+    return f"{head} {result} {name}({', '.join(params) or 'void'});"
+
+
+def _guest_params(hf: HostFunction) -> list[_Param]:
+    return [p for p in hf.params if p.role != "context"]
 
 
 def _documented(
@@ -68,7 +129,10 @@ def _documented(
     for hf in functions:
         doc = (hf.fn.__doc__ or "").strip().splitlines()
         if doc:
-            out.append(comment.format(doc[0].strip()))
+            text = doc[0].strip()
+            if comment.startswith("/*"):  # a `*/` in the text would end the comment early
+                text = text.replace("*/", "* /")
+            out.append(comment.format(text))
         out.append(declare(hf))
     return "\n".join(out)
 
@@ -174,23 +238,49 @@ _ZIG_CTYPES = {"char": "u8", "float": "f32", "double": "f64", "void": "anyopaque
 }
 
 
-def _zig_param(p: _Param, structs: dict[str, str]) -> str:
+# Zig keywords and the primitive values and types: a name among them is written @"name".
+_ZIG_WORDS = """addrspace align allowzero and anyframe anytype asm async await break callconv catch comptime
+    const continue defer else enum errdefer error export extern fn for if inline linksection noalias
+    noinline nosuspend opaque or orelse packed pub resume return struct suspend switch test
+    threadlocal try union unreachable usingnamespace var volatile while anyerror anyopaque bool
+    c_char c_int c_long c_longdouble c_longlong c_short c_uint c_ulong c_ulonglong c_ushort
+    comptime_float comptime_int f128 f16 f32 f64 f80 false isize noreturn null true type undefined
+    usize void"""
+_ZIG_RESERVED = frozenset(_ZIG_WORDS.split())
+
+
+def _zig_name(name: str) -> str:
+    """`name` as a Zig identifier: as is when it is one, else `@"name"` (any string is a Zig name)."""
+    plain = name.isascii() and name.replace("_", "a").isalnum() and not name[:1].isdigit()
+    primitive = name[:1] in "iu" and name[1:].isdigit()  # i7, u24: integer types
+    if plain and not primitive and name not in _ZIG_RESERVED and name != "_":
+        return name
+    return f"@{_zig_string(name)}"
+
+
+def _zig_string(text: str) -> str:
+    escaped = "".join(c if c.isprintable() and c not in '"\\' else f"\\u{{{ord(c):x}}}" for c in text)
+    return f'"{escaped}"'
+
+
+def _zig_param(p: _Param, names: list[str], structs: dict[str, str]) -> str:
+    name = names[0]
     if p.role == "scalar":
         assert p.scalar is not None
-        return f"{p.name}: {_ZIG_SCALARS[p.scalar]}"
+        return f"{name}: {_ZIG_SCALARS[p.scalar]}"
     if p.role == "text":
-        return f"{p.name}: [*]const u8, {p.name}_len: usize"
+        return f"{name}: [*]const u8, {names[1]}: usize"
     if p.role == "pointer":
         ctype = p.pointer.ctype if isinstance(p.pointer, Pointer) and p.pointer.ctype else "void *"
         const = ctype.startswith("const ")
         base = ctype.removeprefix("const ").rstrip("* ").strip()
         zig = structs.get(base) or _ZIG_CTYPES.get(base, "u8")
-        return f"{p.name}: [*]{'const ' if const else ''}{zig}"
+        return f"{name}: [*]{'const ' if const else ''}{zig}"
     assert p.array is not None and p.dtype is not None
     if p.array.ctype in structs:
-        return f"{p.name}: *{'' if p.array.writable else 'const '}{structs[p.array.ctype]}"
+        return f"{name}: *{'' if p.array.writable else 'const '}{structs[p.array.ctype]}"
     base = _ZIG_CTYPES.get(p.array.ctype or "", "") or _ZIG_DTYPES.get(p.dtype, "u8")
-    return f"{p.name}: [*]{'' if p.array.writable else 'const '}{base}"
+    return f"{name}: [*]{'' if p.array.writable else 'const '}{base}"
 
 
 def zig_extern(hf: HostFunction, structs: dict[str, str] | None = None) -> str:
@@ -207,9 +297,10 @@ def zig_extern(hf: HostFunction, structs: dict[str, str] | None = None) -> str:
     >>> zig_extern(host["sum_i32"])
     'pub extern "env" fn sum_i32(xs: [*]const i32, n: usize) i64;'
     """
-    params = [_zig_param(p, structs or {}) for p in hf.params if p.role != "context"]
+    names = _param_names(hf, _zig_name)
+    params = [_zig_param(p, n, structs or {}) for p, n in zip(_guest_params(hf), names, strict=True)]
     result = "void" if hf.result is None else _ZIG_SCALARS[hf.result]
-    return f'pub extern "{hf.module}" fn {hf.name}({", ".join(params)}) {result};'
+    return f"pub extern {_zig_string(hf.module)} fn {_zig_name(hf.name)}({', '.join(params)}) {result};"
 
 
 def render_zig(functions: Iterable[HostFunction], structs: dict[str, str] | None = None) -> str:

@@ -211,9 +211,10 @@ def _parser() -> argparse.ArgumentParser:
 
     header = sub.add_parser(
         "header",
-        help="write the C header that declares a host file's functions",
+        help="write the C header (or Zig declarations) for a host file's functions",
         description="Write a C header declaring every host function of the given host files as wasm "
-        "imports, as guest/include/realm.h is made for the realm functions.",
+        "imports, as guest/include/realm.h is made for the realm functions; or, with --lang zig (or an "
+        "output ending in .zig), the same functions as Zig `pub extern` declarations, as realm.zig.",
     )
     header.add_argument(
         "--host",
@@ -223,6 +224,9 @@ def _parser() -> argparse.ArgumentParser:
         help="a host file or module with HostFunctions registries (repeatable)",
     )
     header.add_argument("-o", "--output", metavar="FILE.h", help="where to write it (default: stdout)")
+    header.add_argument(
+        "--lang", choices=("c", "zig"), help="the guest language (default: zig for a .zig output, else c)"
+    )
     header.add_argument("--guard", metavar="NAME", help="the include guard (default: from FILE.h's name)")
     header.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
 
@@ -874,13 +878,22 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _header(args: argparse.Namespace) -> int:
-    from .cheader import guard_for, render_header
+    from .cheader import guard_for, render_header, render_zig
 
     registries = [registry for spec in args.host for registry in _load_hosts(spec)]
     if not registries:
         raise UsageError(f"--host {' '.join(args.host)}: no HostFunctions registry found there")
-    guard = args.guard or (guard_for(args.output) if args.output else "BRIDGE_HOST_H")
-    text = render_header(registries, guard)
+    lang = args.lang or ("zig" if args.output and args.output.endswith(".zig") else "c")
+    if lang == "zig":
+        if args.guard:
+            raise UsageError("--guard is for C headers; Zig files need none")
+        declared = "\n\n".join(render_zig(registry) for registry in registries)
+        text = (
+            f"//! The host functions of {', '.join(args.host)}, written by `bridge header`.\n\n{declared}\n"
+        )
+    else:
+        guard = args.guard or (guard_for(args.output) if args.output else "BRIDGE_HOST_H")
+        text = render_header(registries, guard)
     if args.output:
         Path(args.output).write_text(text)
     else:

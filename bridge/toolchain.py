@@ -213,17 +213,18 @@ def build_cached(
 ) -> Path:
     """Like `build`, into the cache, keyed by the content of everything that goes into the build.
 
-    The key covers the sources, the headers beside them, bridge's guest headers and runtime, the
-    options and the zig version. `announce` is told, before a build that is not cached, what is being
-    built (`bridge run` prints it: a first build takes a while). Raises BuildError as `build` does.
+    The key covers the sources, the headers (or Zig files) beside them, bridge's guest headers and
+    runtime, the options and the zig version. `announce` is told, before a build that is not cached,
+    what is being built (`bridge run` prints it: a first build takes a while). Raises BuildError as
+    `build` does.
     """
     paths = [Path(s) for s in sources]
     h = hashlib.sha256()
     zig = importlib.metadata.version("ziglang")
     h.update(f"{target}|{opt}|{include_dirs}|{defines}|{stack_size}|zig {zig}".encode())
     inputs = set(paths)
-    for p in paths:
-        inputs.update(p.parent.glob("*.h"))
+    for p in paths:  # what a source may include or @import from beside it
+        inputs.update(p.parent.glob("*.zig" if p.suffix == ".zig" else "*.h"))
     for d in (INCLUDE_DIR, LIBC64_DIR, ZIG_DIR):
         inputs.update(f for f in d.rglob("*") if f.is_file())
     for f in sorted(inputs):

@@ -284,6 +284,67 @@ def test_header_compiles_and_links_against_its_host(tmp_path: Path) -> None:
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
 
 
+# Names C or Zig cannot spell as they are: an import name with `-` and `.`, keywords as function and
+# parameter names, a parameter named like another's derived length, and `*/` in a docstring.
+AWKWARD_HOST = """
+from typing import Annotated
+import numpy as np
+from numpy.typing import NDArray
+from bridge import HostFunctions, Out, Utf8, u32
+
+host = HostFunctions()
+
+@host.function(name="scale-by.v2")
+def scale(default: u32, int_: u32) -> u32:
+    \"\"\"multiplies */ as this comment must survive\"\"\"
+    return default * int_
+
+@host.function
+def switch(s: Utf8, s_len: u32, register: Annotated[NDArray[np.uint8], Out("s_len")]) -> u32:
+    register[:] = np.frombuffer(s.upper().encode()[: len(register)], np.uint8)
+    return len(s)
+"""
+AWKWARD_C = """#include <stdio.h>
+#include "awkward.h"
+int main(void) {
+    uint8_t out[3];
+    uint32_t n = switch_("hello", 5, 3, out);
+    printf("%u %u %.3s\\n", scale_by_v2(6, 7), n, (const char *)out);
+    return 0;
+}
+"""
+AWKWARD_ZIG = """const bridge = @import("bridge");
+const awkward = @import("awkward.zig");
+pub fn main() void {
+    var out: [3]u8 = undefined;
+    const n = awkward.@"switch"("hello", 5, 3, &out);
+    bridge.print(1, "{d} {d} {s}\\n", .{ awkward.@"scale-by.v2"(6, 7), n, out[0..] });
+}
+"""
+
+
+def test_header_spells_names_c_and_zig_cannot_take_as_they_are(tmp_path: Path) -> None:
+    host = tmp_path / "awkward_host.py"
+    host.write_text(AWKWARD_HOST)
+    for lang, header, source, text in (
+        ("c", "awkward.h", "use.c", AWKWARD_C),
+        ("zig", "awkward.zig", "use.zig", AWKWARD_ZIG),
+    ):
+        written = run_cli("header", "--host", str(host), "-o", str(tmp_path / header))
+        assert written.returncode == 0, written.stderr
+        comment = "/* multiplies * / as" if lang == "c" else "/// multiplies */ as"
+        assert comment in (tmp_path / header).read_text()
+        (tmp_path / source).write_text(text)
+        for target in ("wasm32", "wasm64"):
+            wasm = tmp_path / f"{lang}-{target}.wasm"
+            built = run_cli("build", str(tmp_path / source), "-o", str(wasm), "--target", target)
+            assert built.returncode == 0, built.stderr
+            ran = run_cli("run", str(wasm), "--host", str(host))
+            assert (ran.returncode, ran.stdout) == (0, "42 5 HEL\n"), (lang, target, ran.stderr)
+    as_zig = run_cli("header", "--host", str(host), "--lang", "zig")
+    assert as_zig.stdout == (tmp_path / "awkward.zig").read_text()
+
+
 def test_guest_words_after_an_option_get_the_double_dash_hint() -> None:
     ran = run_cli("run", "examples/hello", "--stats", "extra", "words")
     assert ran.returncode == 2
