@@ -372,7 +372,9 @@ def _guest_options(parser: argparse.ArgumentParser, *, serving: bool = False) ->
         "--fuel",
         metavar="N",
         help="deterministic instruction budget (fuel units, about one per wasm instruction); when it is "
-        "spent the guest is stopped and bridge exits 1 (default: unmetered)",
+        "spent the guest is stopped and "
+        + ("the reply has exit_code 1 and an error" if serving else "bridge exits 1")
+        + " (default: unmetered)",
     )
     parser.add_argument(
         "--max-table-elements",

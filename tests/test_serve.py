@@ -178,6 +178,13 @@ def test_a_trap_and_a_timeout_are_reported_in_the_reply() -> None:
         assert body["exit_code"] == 124 and "time limit of 0.5 s" in body["error"]
     finally:
         assert s.stop()[0] == 0
+    metered = Server("--guest", f"spin={LIMITS / 'spin.wat'}", "--fuel", "1000000")
+    try:
+        body = metered.client.post("/v1/run/spin", json={}).json()
+        assert body["exit_code"] == 1 and "out of fuel" in body["error"]
+        assert 'bridge_requests_total{guest="spin",outcome="trap"} 1.0' in metered.client.get("/metrics").text
+    finally:
+        assert metered.stop()[0] == 0
 
 
 def test_too_many_tenants_get_429_and_a_lost_client_stops_its_guest() -> None:
