@@ -87,9 +87,11 @@ def _param(p: _Param, names: list[str]) -> str:
 
 
 def _c_string(text: str) -> str:
-    """`text` as a C string literal: printable ASCII as is, every other byte of its UTF-8 in octal."""
-    chars = (chr(b) if 32 <= b < 127 and chr(b) not in '"\\?' else f"\\{b:03o}" for b in text.encode())
-    return f'"{"".join(chars)}"'
+    """`text` as a C string literal for an attribute, where only simple escapes are allowed (an
+    "unevaluated string"): quotes, backslashes and the named control characters escaped, the rest as is
+    (UTF-8 source)."""
+    simple = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\v": "\\v", "\f": "\\f"}
+    return '"' + "".join(simple.get(c, c) for c in text) + '"'
 
 
 def c_prototype(hf: HostFunction, import_macro: str = "BRIDGE_IMPORT") -> str:
@@ -184,7 +186,7 @@ def render_header(
     if declarations:
         lines += [declarations, ""]
     lines += [
-        f'#define {macro}(name) __attribute__((import_module("{m}"), import_name(#name)))'
+        f"#define {macro}(name) __attribute__((import_module({_c_string(m)}), import_name(#name)))"
         for m, macro in macros.items()
     ]
     for r in registries:

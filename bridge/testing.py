@@ -158,11 +158,18 @@ def _wat(hf: HostFunction, is64: bool) -> tuple[str, list[str]]:
     r = f"(result {' '.join(results)})" if results else ""
     forward = " ".join(f"(local.get {i})" for i in range(len(params)))
     memory = f'(memory (export "memory") {"i64 " if is64 else ""}{MEMORY_PAGES} {MEMORY_PAGES})'
+    imported = f"{_wat_string(hf.module)} {_wat_string(hf.name)}"
     wat = (
-        f'(module (import "{hf.module}" "{hf.name}" (func $f (param {p}) {r})) {memory} '
+        f"(module (import {imported} (func $f (param {p}) {r})) {memory} "
         f'(func (export "call") (param {p}) {r} (call $f {forward})))'
     )
     return wat, list(params)
+
+
+def _wat_string(text: str) -> str:
+    """`text` as a WAT string: printable ASCII as is, every other byte of its UTF-8 as `\\hh`."""
+    escaped = (chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\{b:02x}" for b in text.encode())
+    return f'"{"".join(escaped)}"'
 
 
 def _slots(hf: HostFunction) -> list[tuple[str, str, int]]:

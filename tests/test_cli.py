@@ -285,7 +285,8 @@ def test_header_compiles_and_links_against_its_host(tmp_path: Path) -> None:
 
 
 # Names C or Zig cannot spell as they are: an import name with `-` and `.`, keywords as function and
-# parameter names, a parameter named like another's derived length, and `*/` in a docstring.
+# parameter names, a parameter named like another's derived length, `*/` in a docstring, and a module
+# name with quotes.
 AWKWARD_HOST = """
 from typing import Annotated
 import numpy as np
@@ -294,7 +295,7 @@ from bridge import HostFunctions, Out, Utf8, u32
 
 host = HostFunctions()
 
-@host.function(name="scale-by.v2")
+@host.function(name="scale-by.v2 ñ")
 def scale(default: u32, int_: u32) -> u32:
     \"\"\"multiplies */ as this comment must survive\"\"\"
     return default * int_
@@ -303,13 +304,19 @@ def scale(default: u32, int_: u32) -> u32:
 def switch(s: Utf8, s_len: u32, register: Annotated[NDArray[np.uint8], Out("s_len")]) -> u32:
     register[:] = np.frombuffer(s.upper().encode()[: len(register)], np.uint8)
     return len(s)
+
+elsewhere = HostFunctions(module='my "host"')
+
+@elsewhere.function
+def ping() -> u32:
+    return 7
 """
 AWKWARD_C = """#include <stdio.h>
 #include "awkward.h"
 int main(void) {
     uint8_t out[3];
     uint32_t n = switch_("hello", 5, 3, out);
-    printf("%u %u %.3s\\n", scale_by_v2(6, 7), n, (const char *)out);
+    printf("%u %u %.3s %u\\n", scale_by_v2__(6, 7), n, (const char *)out, ping());
     return 0;
 }
 """
@@ -318,7 +325,7 @@ const awkward = @import("awkward.zig");
 pub fn main() void {
     var out: [3]u8 = undefined;
     const n = awkward.@"switch"("hello", 5, 3, &out);
-    bridge.print(1, "{d} {d} {s}\\n", .{ awkward.@"scale-by.v2"(6, 7), n, out[0..] });
+    bridge.print(1, "{d} {d} {s} {d}\\n", .{ awkward.@"scale-by.v2 ñ"(6, 7), n, out[0..], awkward.ping() });
 }
 """
 
@@ -340,7 +347,7 @@ def test_header_spells_names_c_and_zig_cannot_take_as_they_are(tmp_path: Path) -
             built = run_cli("build", str(tmp_path / source), "-o", str(wasm), "--target", target)
             assert built.returncode == 0, built.stderr
             ran = run_cli("run", str(wasm), "--host", str(host))
-            assert (ran.returncode, ran.stdout) == (0, "42 5 HEL\n"), (lang, target, ran.stderr)
+            assert (ran.returncode, ran.stdout) == (0, "42 5 HEL 7\n"), (lang, target, ran.stderr)
     as_zig = run_cli("header", "--host", str(host), "--lang", "zig")
     assert as_zig.stdout == (tmp_path / "awkward.zig").read_text()
 

@@ -45,6 +45,19 @@ def test_texts_inouts_and_scalars_of_every_width() -> None:
     assert report["shout"]["wasm32"]["calls"] == 60 and report["scale"]["wasm64"]["calls"] == 60
 
 
+def test_any_import_name_wasm_allows() -> None:
+    host = HostFunctions(module='my "host" é')
+
+    @host.function(name='copy-bytes.v2 \\ "quoted" ñ')
+    def copy(
+        dst: Annotated[NDArray[np.uint8], Out("n")], src: Annotated[NDArray[np.uint8], InOut("n")], n: u32
+    ) -> None:
+        dst[:] = src
+
+    (name,) = fuzz_host_functions(host, max_examples=20)
+    assert name == 'copy-bytes.v2 \\ "quoted" ñ'
+
+
 def test_it_catches_a_missing_bounds_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the one bounds check clamped instead of raising, out-of-range calls return: a failure."""
     real = GuestMemory.view
