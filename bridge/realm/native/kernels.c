@@ -440,23 +440,15 @@ AVX512 static inline __attribute__((always_inline)) void chunk_avx512(const int 
     *hi = _mm512_cvtepi32_ps(h);
 }
 
-/* A K-quant super-block's scales, once for its 8 chunks (chunk_avx512 reads them): super[c] and super[8 + c]
- * are chunk c's dlo and dhi, super[16 + c] its min term m. The same products as per chunk, so the same
- * bits. Q6_K: scale i of 16 is d * sc[i], and chunk c's halves have scales 2c and 2c + 1. */
-AVX512 static inline __attribute__((always_inline)) void super_avx512(const int type, const uint8_t *row,
-                                                                       int64_t index, float *super) {
-    if (type == T_Q6_K) {
-        const uint8_t *block = row + index * 210;
-        const __m512 d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)(block + 208)));
-        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 192)));
-        const __m512i evens_then_odds = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-        _mm512_storeu_ps(super, _mm512_permutexvar_ps(evens_then_odds, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc))));
-        return;
-    }
-    /* Q4_K, Q5_K: k4_scale for the 8 chunks at once, a lane each. Lane j < 4: scale sc[j] & 63, min
+/* A Q4_K or Q5_K super-block's scales, once for its 8 chunks: super[c] and super[8 + c] are chunk c's
+ * scale (the same; the tiles read a chunk's two halves' scales there), super[16 + c] its min term. 256-bit
+ * code, so the AVX-512 and the AVX2 tiles share it. The same products as k4_scale per chunk: the same bits. */
+__attribute__((target("avx2,f16c,fma"))) static inline __attribute__((always_inline)) void super_k4(const uint8_t *block,
+                                                                                                   float *super) {
+    /* k4_scale for the 8 chunks at once, a lane each. Lane j < 4: scale sc[j] & 63, min
      * sc[j + 4] & 63; lane j >= 4: scale (sc[j + 4] & 15) | (sc[j - 4] >> 6) << 4, min
      * (sc[j + 4] >> 4) | (sc[j] >> 6) << 4. */
-    const uint8_t *block = row + index * (type == T_Q5_K ? 176 : 144), *sc = block + 4;
+    const uint8_t *sc = block + 4;
     const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)sc));       /* sc[j] */
     const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 4))); /* sc[j + 4] */
     const __m256i a_low = _mm256_permutevar8x32_epi32(a, _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3)); /* sc[j - 4] */
@@ -472,6 +464,22 @@ AVX512 static inline __attribute__((always_inline)) void super_avx512(const int 
     _mm256_storeu_ps(super + 8, dd);
     /* -(dmin * min): the product, then its sign flipped, as the scalar code does */
     _mm256_storeu_ps(super + 16, _mm256_xor_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(min)), _mm256_set1_ps(-0.0f)));
+}
+
+/* A K-quant super-block's scales, once for its 8 chunks (chunk_avx512 reads them): super[c] and super[8 + c]
+ * are chunk c's dlo and dhi, super[16 + c] its min term m. The same products as per chunk, so the same
+ * bits. Q6_K: scale i of 16 is d * sc[i], and chunk c's halves have scales 2c and 2c + 1. */
+AVX512 static inline __attribute__((always_inline)) void super_avx512(const int type, const uint8_t *row,
+                                                                       int64_t index, float *super) {
+    if (type == T_Q6_K) {
+        const uint8_t *block = row + index * 210;
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(*(const uint16_t *)(block + 208)));
+        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 192)));
+        const __m512i evens_then_odds = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        _mm512_storeu_ps(super, _mm512_permutexvar_ps(evens_then_odds, _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc))));
+        return;
+    }
+    super_k4(row + index * (type == T_Q5_K ? 176 : 144), super);
 }
 
 /* R rows (1 or 2, `stride` bytes apart) against k tokens (k <= 4, x rows x_stride apart; the chunk sums of
@@ -587,19 +595,30 @@ AVX2 static inline __attribute__((always_inline)) __m256i bytes8(const uint8_t *
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
 }
 
-/* bits (from 8 consecutive bits at bit 0 of `bits`) -> 16 in the lanes whose bit is set: a fifth bit */
-AVX2 static inline __attribute__((always_inline)) __m256i fifth_bits(uint32_t bits) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i one = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)(bits & 0xFF)), lanes),
-                                         _mm256_set1_epi32(1));
-    return _mm256_slli_epi32(one, 4);
+/* 32 signed bytes (values 0-15 in a, 16-31 in b) -> four 8-lane vectors of int32, in value order */
+AVX2 static inline __attribute__((always_inline)) void widen32(__m128i a, __m128i b, __m256i v[4]) {
+    v[0] = _mm256_cvtepi8_epi32(a);
+    v[1] = _mm256_cvtepi8_epi32(_mm_srli_si128(a, 8));
+    v[2] = _mm256_cvtepi8_epi32(b);
+    v[3] = _mm256_cvtepi8_epi32(_mm_srli_si128(b, 8));
+}
+
+/* Bits 0-15 of `bits` (first: byte i of the result for bit i) or 16-31 -> 0xFF in the bytes whose bit is set */
+AVX2 static inline __attribute__((always_inline)) __m128i bit_bytes(__m128i bits, int first) {
+    const __m128i which = first == 0 ? _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)
+                                     : _mm_setr_epi8(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m128i mask = _mm_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm_cmpeq_epi8(_mm_and_si128(_mm_shuffle_epi8(bits, which), mask), mask);
 }
 
 /* Chunk b of a row as chunk_avx512 reads it, in four 8-value vectors q[0..3] (values 0-7, 8-15, 16-23,
- * 24-31): dlo scales q[0] and q[1], dhi q[2] and q[3]; m is the min (0 unless min_term). */
+ * 24-31): dlo scales q[0] and q[1], dhi q[2] and q[3]; m is the min (0 unless min_term). Sub-byte values
+ * are unpacked as bytes, 16 or 32 at a time, then widened; K-quant scales come from `super` (super_k4). */
 AVX2 static inline __attribute__((always_inline)) void chunk_avx2(const int type, const uint8_t *row, int64_t b,
-                                                                   __m256 q[4], float *dlo, float *dhi, float *m) {
+                                                                   const float *super, __m256 q[4], float *dlo,
+                                                                   float *dhi, float *m) {
     const __m256i nibble = _mm256_set1_epi32(0xF);
+    const __m128i low4 = _mm_set1_epi8(0xF);
     __m256i v[4];
     *m = 0.0f;
     switch (type) {
@@ -610,12 +629,10 @@ AVX2 static inline __attribute__((always_inline)) void chunk_avx2(const int type
         break;
     }
     case T_Q4_0:
-    case T_Q4_1:
-    case T_Q5_0:
-    case T_Q5_1: {
-        const int has_min = type == T_Q4_1 || type == T_Q5_1, five = type == T_Q5_0 || type == T_Q5_1;
-        const uint8_t *block = row + b * (type == T_Q4_0 ? 18 : type == T_Q4_1 ? 20 : type == T_Q5_0 ? 22 : 24);
-        const uint8_t *qs = block + (has_min ? 4 : 2) + (five ? 4 : 0);
+    case T_Q4_1: {
+        const int has_min = type == T_Q4_1;
+        const uint8_t *block = row + b * (has_min ? 20 : 18);
+        const uint8_t *qs = block + (has_min ? 4 : 2);
         *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block);
         if (has_min) *m = _cvtsh_ss(*(const uint16_t *)(block + 2));
         const __m256i a = bytes8(qs), c = bytes8(qs + 8);
@@ -623,39 +640,47 @@ AVX2 static inline __attribute__((always_inline)) void chunk_avx2(const int type
         v[1] = _mm256_and_si256(c, nibble);
         v[2] = _mm256_srli_epi32(a, 4);
         v[3] = _mm256_srli_epi32(c, 4);
-        if (five) {
-            uint32_t high;
-            memcpy(&high, block + (has_min ? 4 : 2), sizeof high);
-            for (int i = 0; i < 4; i++) v[i] = _mm256_or_si256(v[i], fifth_bits(high >> (8 * i)));
-        }
-        if (!has_min) {
-            const __m256i bias = _mm256_set1_epi32(five ? 16 : 8);
-            for (int i = 0; i < 4; i++) v[i] = _mm256_sub_epi32(v[i], bias);
-        }
+        if (!has_min)
+            for (int i = 0; i < 4; i++) v[i] = _mm256_sub_epi32(v[i], _mm256_set1_epi32(8));
+        break;
+    }
+    case T_Q5_0:
+    case T_Q5_1: { /* value i: nibble i | (bit i of qh) << 4, less 16 without a min */
+        const int has_min = type == T_Q5_1;
+        const uint8_t *block = row + b * (has_min ? 24 : 22), *qh = block + (has_min ? 4 : 2);
+        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block);
+        if (has_min) *m = _cvtsh_ss(*(const uint16_t *)(block + 2));
+        uint32_t high;
+        memcpy(&high, qh, sizeof high);
+        const __m128i qs = _mm_loadu_si128((const __m128i *)(qh + 4)), bits = _mm_cvtsi32_si128((int)high);
+        const __m128i lo = _mm_and_si128(qs, low4), hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low4);
+        const __m128i sixteen = _mm_set1_epi8(16), set_lo = bit_bytes(bits, 0), set_hi = bit_bytes(bits, 16);
+        if (has_min)
+            widen32(_mm_or_si128(lo, _mm_and_si128(set_lo, sixteen)), _mm_or_si128(hi, _mm_and_si128(set_hi, sixteen)), v);
+        else /* (nibble | 16) - 16 = nibble; nibble - 16 without the bit */
+            widen32(_mm_sub_epi8(lo, _mm_andnot_si128(set_lo, sixteen)), _mm_sub_epi8(hi, _mm_andnot_si128(set_hi, sixteen)),
+                    v);
         break;
     }
     case T_Q4_K:
-    case T_Q5_K: {
+    case T_Q5_K: { /* value i: nibble (j % 2) of qs[i] (| bit j of qh[i] << 4 for Q5_K) */
         const int five_bits = type == T_Q5_K;
         const uint8_t *block = row + (b / 8) * (five_bits ? 176 : 144);
         const int j = (int)(b % 8);
-        int scale, min;
-        k4_scale(block + 4, j, &scale, &min);
-        *dlo = *dhi = _cvtsh_ss(*(const uint16_t *)block) * (float)scale;
-        *m = -(_cvtsh_ss(*(const uint16_t *)(block + 2)) * (float)min);
+        *dlo = *dhi = super[j];
+        *m = super[16 + j];
         const uint8_t *qs = block + (five_bits ? 48 : 16) + (j / 2) * 32;
-        const __m128i shift = _mm_cvtsi32_si128(4 * (j % 2)), bit = _mm_cvtsi32_si128(j);
-        for (int i = 0; i < 4; i++) {
-            v[i] = _mm256_and_si256(_mm256_srl_epi32(bytes8(qs + 8 * i), shift), nibble);
-            if (five_bits)
-                v[i] = _mm256_or_si256(
-                    v[i], _mm256_slli_epi32(
-                              _mm256_and_si256(_mm256_srl_epi32(bytes8(block + 16 + 8 * i), bit), _mm256_set1_epi32(1)),
-                              4));
+        __m256i bytes = _mm256_and_si256(_mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)qs), _mm_cvtsi32_si128(4 * (j % 2))),
+                                         _mm256_set1_epi8(0xF));
+        if (five_bits) {
+            const __m256i top = _mm256_and_si256(
+                _mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)(block + 16)), _mm_cvtsi32_si128(j)), _mm256_set1_epi8(1));
+            bytes = _mm256_or_si256(bytes, _mm256_slli_epi16(top, 4));
         }
+        widen32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1), v);
         break;
     }
-    default: { /* T_Q6_K, as in chunk_avx512 */
+    default: { /* T_Q6_K, as in chunk_avx512: 32 bytes (values -32..31), then widened */
         const uint8_t *block = row + (b / 8) * 210;
         const int half_index = (int)(b % 8) / 4, k = (int)(b % 8) % 4;
         const uint8_t *ql = block + 64 * half_index + 32 * (k % 2), *qh = block + 128 + 32 * half_index;
@@ -663,12 +688,12 @@ AVX2 static inline __attribute__((always_inline)) void chunk_avx2(const int type
         const float d = _cvtsh_ss(*(const uint16_t *)(block + 208));
         *dlo = d * (float)sc[2 * k];
         *dhi = d * (float)sc[2 * k + 1];
-        const __m128i low_shift = _mm_cvtsi32_si128(4 * (k / 2)), high_shift = _mm_cvtsi32_si128(2 * k);
-        for (int i = 0; i < 4; i++) {
-            const __m256i low = _mm256_and_si256(_mm256_srl_epi32(bytes8(ql + 8 * i), low_shift), nibble);
-            const __m256i high = _mm256_and_si256(_mm256_srl_epi32(bytes8(qh + 8 * i), high_shift), _mm256_set1_epi32(3));
-            v[i] = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
-        }
+        const __m256i low = _mm256_and_si256(_mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)ql), _mm_cvtsi32_si128(4 * (k / 2))),
+                                             _mm256_set1_epi8(0xF));
+        const __m256i high = _mm256_and_si256(_mm256_srl_epi16(_mm256_loadu_si256((const __m256i *)qh), _mm_cvtsi32_si128(2 * k)),
+                                              _mm256_set1_epi8(3));
+        const __m256i bytes = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 4)), _mm256_set1_epi8(32));
+        widen32(_mm256_castsi256_si128(bytes), _mm256_extracti128_si256(bytes, 1), v);
         break;
     }
     }
@@ -696,10 +721,13 @@ AVX2 static inline __attribute__((always_inline)) void tile_avx2(const int type,
         mins[j] = 0.0f;
     }
     const int64_t chunks = cols / 32;
+    const int k4 = type == T_Q4_K || type == T_Q5_K;
+    float super[24]; /* Q4_K, Q5_K: the current super-block's scales (super_k4) */
     for (int64_t b = 0; b < chunks; b++) {
         __m256 q[4];
         float dlo, dhi, m;
-        chunk_avx2(type, row, b, q, &dlo, &dhi, &m);
+        if (k4 && b % 8 == 0) super_k4(row + (b / 8) * (type == T_Q5_K ? 176 : 144), super);
+        chunk_avx2(type, row, b, super, q, &dlo, &dhi, &m);
         for (int j = 0; j < k; j++) {
             const float *xb = x + j * cols + b * 32;
             const __m256 x0 = _mm256_loadu_ps(xb), x1 = _mm256_loadu_ps(xb + 8);
