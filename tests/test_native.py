@@ -71,11 +71,13 @@ def cpu_path(request: pytest.FixtureRequest) -> Iterator[str]:
 @given(data=st.data())
 def test_native_matmul_equals_the_numpy_reference(t: T, data: st.DataObject, cpu_path: str) -> None:
     raw, rows, cols = data.draw(weights(t))
-    n = data.draw(st.integers(1, 5))
-    x = np.array(
-        data.draw(st.lists(st.floats(-8, 8, width=32), min_size=n * cols, max_size=n * cols)), np.float32
-    )
-    x = x.reshape(n, cols)  # (n, cols)
+    n = data.draw(st.integers(1, 9))  # past 8: the widest tile, then a remainder
+    drawn = min(n, 4)  # rows past these are scaled copies: hypothesis draws at most so many values
+    base = np.array(
+        data.draw(st.lists(st.floats(-8, 8, width=32), min_size=drawn * cols, max_size=drawn * cols)),
+        np.float32,
+    ).reshape(drawn, cols)  # (drawn, cols)
+    x = np.stack([base[i % drawn] * np.float32(1 - i / 16) for i in range(n)])  # (n, cols)
     w = dequantize(raw, t).astype(np.float64)  # (rows, cols), the reference's weights
     expected = x.astype(np.float64) @ w.T  # (n, rows)
     got = native.matmul(x, raw, t, rows, cols)
@@ -223,8 +225,8 @@ def test_steady_state_decode_allocates_nothing_new(smollm2: Model) -> None:
 
 @pytest.mark.parametrize("t", [pytest.param(t, id=t.name) for t in NATIVE])
 def test_each_tokens_products_are_the_same_bits_in_any_batch(t: T, cpu_path: str) -> None:
-    """Batch invariance at the kernel: 7 tokens at once (tiles of 4 and 3 tokens, rows in pairs) give each
-    token the bits it gets alone (one token, rows one by one)."""
+    """Batch invariance at the kernel: 15 tokens at once (tiles of 8, 4 and 3 tokens, or 4, 4, 4 and 3;
+    rows in pairs) give each token the bits it gets alone (one token, rows one by one)."""
     rng = np.random.default_rng(int(t))
     block, size = gguf.GGML_QUANT_SIZES[t]
     rows, cols = 9, 2 * max(block, 32) * 4
@@ -243,8 +245,8 @@ def test_each_tokens_products_are_the_same_bits_in_any_batch(t: T, cpu_path: str
             T.BF16: (values.view(np.uint32) >> 16).astype(np.uint16),
         }
         raw = stored[t].view(np.uint8)
-    x = rng.standard_normal((7, cols)).astype(np.float32)  # (7, cols)
-    together = native.matmul(x, raw, t, rows, cols)  # (7, rows)
-    alone = np.concatenate([native.matmul(x[i : i + 1], raw, t, rows, cols) for i in range(7)])  # (7, rows)
+    x = rng.standard_normal((15, cols)).astype(np.float32)  # (15, cols)
+    together = native.matmul(x, raw, t, rows, cols)  # (15, rows)
+    alone = np.concatenate([native.matmul(x[i : i + 1], raw, t, rows, cols) for i in range(15)])  # (15, rows)
     assert np.isfinite(together).all()
     assert np.array_equal(together.view(np.uint32), alone.view(np.uint32))
