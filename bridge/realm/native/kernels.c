@@ -495,10 +495,11 @@ AVX512 static inline __attribute__((always_inline)) void tile_avx512(const int t
                                                                       float *out) {
     const int split = TRAITS[type].split_scale, min_term = TRAITS[type].min_term;
     __m512 acc[2][8];
-    __m256 mins[2]; /* each row's min terms, a lane per token: lane by lane the same FMAs as one at a time */
+    /* each row's min terms, a lane per token (tokens 0-3, then 4-7): lane by lane the same FMAs as one at a time */
+    __m128 mins[2][2];
     const __mmask8 tokens = (__mmask8)((1u << k) - 1);
     for (int r = 0; r < R; r++) {
-        mins[r] = _mm256_setzero_ps();
+        mins[r][0] = mins[r][1] = _mm_setzero_ps();
         for (int j = 0; j < k; j++) acc[r][j] = _mm512_setzero_ps();
     }
     const int64_t chunks = cols / 32;
@@ -524,14 +525,16 @@ AVX512 static inline __attribute__((always_inline)) void tile_avx512(const int t
                 }
             }
         }
-        if (min_term) {
-            const __m256 sums = _mm256_maskz_loadu_ps(tokens, xsum + b * xs);
-            for (int r = 0; r < R; r++) mins[r] = _mm256_fmadd_ps(_mm256_set1_ps(m[r]), sums, mins[r]);
-        }
+        if (min_term)
+            for (int half = 0; half < (k > 4 ? 2 : 1); half++) {
+                const __m128 sums = _mm_maskz_loadu_ps((__mmask8)(tokens >> (4 * half)), xsum + b * xs + 4 * half);
+                for (int r = 0; r < R; r++) mins[r][half] = _mm_fmadd_ps(_mm_set1_ps(m[r]), sums, mins[r][half]);
+            }
     }
     for (int r = 0; r < R; r++) {
         float lanes[8];
-        _mm256_storeu_ps(lanes, mins[r]);
+        _mm_storeu_ps(lanes, mins[r][0]);
+        _mm_storeu_ps(lanes + 4, mins[r][1]);
         for (int j = 0; j < k; j++) out[r * 8 + j] = _mm512_reduce_add_ps(acc[r][j]) + lanes[j];
     }
 }
@@ -555,7 +558,7 @@ AVX512 static inline __attribute__((always_inline)) void rows_avx512_of(const in
 #define TILE(RR, KK) tile_avx512(type, row, stride, RR, cols, xt, cols, st, n, KK, out)
         if (R == 2) {
             switch (k) {
-            case 8: TILE(2, 8); break;
+            case 8: if (widest == 8) TILE(2, 8); break; /* compiled for the types that take it */
             case 4: TILE(2, 4); break;
             case 3: TILE(2, 3); break;
             case 2: TILE(2, 2); break;
@@ -563,7 +566,7 @@ AVX512 static inline __attribute__((always_inline)) void rows_avx512_of(const in
             }
         } else {
             switch (k) {
-            case 8: TILE(1, 8); break;
+            case 8: if (widest == 8) TILE(1, 8); break;
             case 4: TILE(1, 4); break;
             case 3: TILE(1, 3); break;
             case 2: TILE(1, 2); break;
