@@ -564,8 +564,12 @@ def _parse_model(spec: str) -> tuple[str, Path]:
     name, sep, path = spec.partition("=")
     if not sep or not name or not path:
         raise UsageError(f"--model {spec}: expected NAME=PATH.gguf")
-    if not Path(path).is_file():
+    file = Path(path)
+    if not file.exists():
         raise UsageError(f"--model {spec}: no such file {path}")
+    if not file.is_file():
+        kind = "a folder" if file.is_dir() else "not a regular file"
+        raise UsageError(f"--model {spec}: {path} is {kind}, not a GGUF file")
     return name, Path(path)
 
 
@@ -997,6 +1001,9 @@ def _report(exc: BaseException, debug: bool) -> None:
         print(f"{PROG}: error: {exc.original}", file=sys.stderr)
         return
     text = str(exc)
+    # A file that could not be opened: "PATH: reason", not Python's "[Errno 2] reason: 'PATH'".
+    if isinstance(exc, OSError) and type(exc).__module__ == "builtins" and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
     if isinstance(exc, GuestTrap) and not isinstance(exc, HostError) and not text.startswith("guest"):
         text = f"guest trapped: {text}"
     print(f"{PROG}: error: {text}", file=sys.stderr)

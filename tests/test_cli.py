@@ -141,6 +141,21 @@ def test_link_error_names_the_missing_function(tmp_path: Path) -> None:
         pytest.param(
             ["run", "examples/hello/hello.c", "--dir", "/no/such/dir"], "not a directory", id="bad-dir"
         ),
+        pytest.param(
+            ["run", "examples/hello/hello.c", "--model", "m=nowhere.gguf"],
+            "--model m=nowhere.gguf: no such file nowhere.gguf",
+            id="model-missing",
+        ),
+        pytest.param(
+            ["run", "examples/hello/hello.c", "--model", "m=examples"],
+            "--model m=examples: examples is a folder, not a GGUF file",
+            id="model-folder",
+        ),
+        pytest.param(
+            ["run", "examples/hello/hello.c", "--trace", "no/such/dir/t.json"],
+            "error: no/such/dir/t.json: No such file or directory",
+            id="trace-unwritable",
+        ),
     ],
 )
 def test_user_mistakes_get_one_clear_line(args: list[str], message: str) -> None:
