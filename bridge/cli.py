@@ -570,7 +570,7 @@ def _parse_model(spec: str) -> tuple[str, Path]:
     if not file.is_file():
         kind = "a folder" if file.is_dir() else "not a regular file"
         raise UsageError(f"--model {spec}: {path} is {kind}, not a GGUF file")
-    return name, Path(path)
+    return name, file
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -913,7 +913,7 @@ def _trace(args: argparse.Namespace) -> int:
     try:
         rows = trace.summary(args.file)
         if not rows:  # e.g. a guest that made no host calls: nothing to sum, and no chart to draw
-            print(f'bridge: {args.file} has no complete spans ("ph": "X" with a duration)', file=sys.stderr)
+            print(f'{PROG}: {args.file} has no complete spans ("ph": "X" with a duration)', file=sys.stderr)
             return 0
         print(trace.format_summary(rows))
         if args.png:
