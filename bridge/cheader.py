@@ -52,9 +52,9 @@ def _c_name(name: str) -> str:
     return f"{ident}_" if ident in _C_RESERVED else ident
 
 
-def _param_names(hf: HostFunction, spell: Callable[[str], str]) -> list[list[str]]:
-    """Each guest-visible parameter's names (text is pointer and length), spelt by `spell` and
-    made unique within the function."""
+def _named_params(hf: HostFunction, spell: Callable[[str], str]) -> list[tuple[_Param, list[str]]]:
+    """Each guest-visible parameter (not a context) with its names (text is pointer and length), spelt
+    by `spell` and made unique within the function."""
     taken: set[str] = set()
 
     def unique(name: str) -> str:
@@ -63,11 +63,13 @@ def _param_names(hf: HostFunction, spell: Callable[[str], str]) -> list[list[str
         taken.add(spell(name))
         return spell(name)
 
-    params = _guest_params(hf)
-    wanted = [[p.name, f"{p.name}_len"] if p.role == "text" else [p.name] for p in params]
+    params = [p for p in hf.params if p.role != "context"]
     # Declared names first, so a derived `x_len` gives way to a parameter really called that.
-    firsts = [unique(names[0]) for names in wanted]
-    return [[first, *(unique(n) for n in names[1:])] for first, names in zip(firsts, wanted, strict=True)]
+    firsts = [unique(p.name) for p in params]
+    return [
+        (p, [first, unique(f"{p.name}_len")] if p.role == "text" else [first])
+        for p, first in zip(params, firsts, strict=True)
+    ]
 
 
 def _param(p: _Param, names: list[str]) -> str:
@@ -108,7 +110,7 @@ def c_prototype(hf: HostFunction, import_macro: str = "BRIDGE_IMPORT") -> str:
     __attribute__((import_module("env"), import_name("scale-by.v2")))
     uint32_t scale_by_v2(uint32_t x, uint32_t default_);
     """
-    params = [_param(p, names) for p, names in zip(_guest_params(hf), _param_names(hf, _c_name), strict=True)]
+    params = [_param(p, names) for p, names in _named_params(hf, _c_name)]
     result = "void" if hf.result is None else _SCALARS[hf.result]
     name = _c_name(hf.name)
     if name == hf.name:
@@ -116,10 +118,6 @@ def c_prototype(hf: HostFunction, import_macro: str = "BRIDGE_IMPORT") -> str:
     else:
         head = f"__attribute__((import_module({_c_string(hf.module)}), import_name({_c_string(hf.name)})))"
     return f"{head} {result} {name}({', '.join(params) or 'void'});"
-
-
-def _guest_params(hf: HostFunction) -> list[_Param]:
-    return [p for p in hf.params if p.role != "context"]
 
 
 def _documented(
@@ -299,8 +297,7 @@ def zig_extern(hf: HostFunction, structs: dict[str, str] | None = None) -> str:
     >>> zig_extern(host["sum_i32"])
     'pub extern "env" fn sum_i32(xs: [*]const i32, n: usize) i64;'
     """
-    names = _param_names(hf, _zig_name)
-    params = [_zig_param(p, n, structs or {}) for p, n in zip(_guest_params(hf), names, strict=True)]
+    params = [_zig_param(p, names, structs or {}) for p, names in _named_params(hf, _zig_name)]
     result = "void" if hf.result is None else _ZIG_SCALARS[hf.result]
     return f"pub extern {_zig_string(hf.module)} fn {_zig_name(hf.name)}({', '.join(params)}) {result};"
 
